@@ -1,0 +1,236 @@
+"""hookrunner.toml: parsed with tomllib, validated, frozen.
+
+Errors name the file, the key and (where TOML lets us find it) the line:
+``/etc/security/hookrunner.toml:7: hook."50-slow".timeout: expected a positive number``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .phases import PHASES
+
+DEFAULT_PATH = Path("etc/security/hookrunner.toml")  # below --root (default /)
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Never passed to a hook, whatever the config says (sudo's env.c, glibc's UNSECURE_ENVVARS).
+FORBIDDEN_ENV_RE = re.compile(r"^(LD_.*|PYTHON.*|BASH_ENV|ENV|IFS|BASH_FUNC_.*|PERL5.*|GCONV_PATH|LOCPATH)$")
+
+
+class ConfigError(Exception):
+    """A configuration problem; str() is the one line the user sees."""
+
+
+@dataclasses.dataclass(frozen=True)
+class HookConfig:
+    timeout: float | None = None  # None: the global timeout
+    optional: bool = False
+    runas: str | None = None  # a user name, or "@user" for the PAM user
+    authtok: bool = False
+    show_output: bool = False
+    args: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class PhaseConfig:
+    stop_on_failure: bool | None = None  # None: the phase's default
+    timeout: float | None = None  # None: the global phase_timeout
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    path: Path | None = None
+    timeout: float = 10.0
+    phase_timeout: float = 30.0
+    kill_grace: float = 1.0
+    max_output: int = 65536
+    pass_env: tuple[str, ...] = ()
+    log_file: str | None = None
+    phases: Mapping[str, PhaseConfig] = dataclasses.field(default_factory=dict)
+    hooks: Mapping[str, HookConfig] = dataclasses.field(default_factory=dict)
+
+    def hook(self, name: str) -> HookConfig:
+        return self.hooks.get(name, _DEFAULT_HOOK)
+
+    def phase(self, name: str) -> PhaseConfig:
+        return self.phases.get(name, _DEFAULT_PHASE)
+
+
+_DEFAULT_HOOK = HookConfig()
+_DEFAULT_PHASE = PhaseConfig()
+
+
+def load_config(path: Path, *, required: bool = False) -> Config:
+    """Read and validate ``path``; a missing file is the defaults unless ``required``."""
+    import tomllib
+
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(f"{path}: no such file") from None
+        return Config()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text)
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 (byte {e.start})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: {_toml_message(e)}") from None
+    return _Validator(path, text).config(data)
+
+
+def _toml_message(e: Exception) -> str:
+    # "Invalid value (at line 3, column 11)" -> "3: invalid value (column 11)"
+    m = re.match(r"(.*) \(at line (\d+), column (\d+)\)$", str(e))
+    if not m:
+        return str(e)
+    return f"{m[2]}: {m[1][:1].lower()}{m[1][1:]} (column {m[3]})"
+
+
+class _Validator:
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        line = self._line_of(key)
+        where = f"{self.path}:{line}" if line else str(self.path)
+        return ConfigError(f"{where}: {key}: {problem}")
+
+    def _line_of(self, dotted: str) -> int | None:
+        # Best effort: the key's last part, inside the table its other parts name.
+        *table, last = _split_key(dotted)
+        key_re = re.compile(r'^\s*("?)' + re.escape(last) + r'\1\s*=')
+        current: list[str] = []
+        for number, line in enumerate(self.lines, 1):
+            stripped = line.strip()
+            if stripped.startswith("["):
+                current = _split_key(stripped.strip("[]"))
+                if current == [*table, last]:
+                    return number
+            elif current == table and key_re.match(line):
+                return number
+        return None
+
+    def config(self, data: Mapping[str, Any]) -> Config:
+        known = {"timeout", "phase_timeout", "kill_grace", "max_output", "pass_env",
+                 "log_file", "phase", "hook"}
+        self.unknown(data, known, "")
+        return Config(
+            path=self.path,
+            timeout=self.seconds(data, "timeout", 10.0),
+            phase_timeout=self.seconds(data, "phase_timeout", 30.0),
+            kill_grace=self.seconds(data, "kill_grace", 1.0),
+            max_output=self.integer(data, "max_output", 65536),
+            pass_env=self.env_names(data),
+            log_file=self.log_file(data),
+            phases=self.phase_tables(data.get("phase", {})),
+            hooks=self.hook_tables(data.get("hook", {})),
+        )
+
+    def unknown(self, table: Mapping[str, Any], known: set[str], prefix: str) -> None:
+        for key in table:
+            if key not in known:
+                raise self.error(prefix + _quote(key), f"unknown key (known: {', '.join(sorted(known))})")
+
+    def seconds(self, table: Mapping[str, Any], key: str, default: float, prefix: str = "") -> float:
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            0 < value <= 86400 and math.isfinite(value)
+        ):
+            raise self.error(prefix + key, f"expected a number of seconds in (0, 86400], got {value!r}")
+        return float(value)
+
+    def integer(self, table: Mapping[str, Any], key: str, default: int) -> int:
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1 << 30:
+            raise self.error(key, f"expected a whole number of bytes, got {value!r}")
+        return value
+
+    def boolean(self, table: Mapping[str, Any], key: str, prefix: str) -> bool:
+        value = table.get(key, False)
+        if not isinstance(value, bool):
+            raise self.error(prefix + key, f"expected true or false, got {value!r}")
+        return value
+
+    def env_names(self, data: Mapping[str, Any]) -> tuple[str, ...]:
+        value = data.get("pass_env", [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.error("pass_env", "expected a list of variable names")
+        for name in value:
+            if not ENV_NAME_RE.match(name):
+                raise self.error("pass_env", f"not a variable name: {name!r}")
+        # Forbidden names are dropped here, whatever the config says; `check` reports them.
+        return tuple(n for n in value if not FORBIDDEN_ENV_RE.match(n))
+
+    def log_file(self, data: Mapping[str, Any]) -> str | None:
+        value = data.get("log_file")
+        if value is not None and (not isinstance(value, str) or not value.startswith("/")
+                                  or "\0" in value):
+            raise self.error("log_file", "expected an absolute path")
+        return value
+
+    def phase_tables(self, value: Any) -> dict[str, PhaseConfig]:
+        if not isinstance(value, dict):
+            raise self.error("phase", "expected a table of phases")
+        names = {p.name for p in PHASES}
+        phases = {}
+        for name, table in value.items():
+            prefix = f"phase.{_quote(name)}."
+            if name not in names:
+                raise self.error(f"phase.{_quote(name)}", f"unknown phase (known: {', '.join(sorted(names))})")
+            if not isinstance(table, dict):
+                raise self.error(prefix[:-1], "expected a table")
+            self.unknown(table, {"stop_on_failure", "timeout"}, prefix)
+            stop = table.get("stop_on_failure")
+            if stop is not None and not isinstance(stop, bool):
+                raise self.error(prefix + "stop_on_failure", f"expected true or false, got {stop!r}")
+            timeout = self.seconds(table, "timeout", 1.0, prefix) if "timeout" in table else None
+            phases[name] = PhaseConfig(stop_on_failure=stop, timeout=timeout)
+        return phases
+
+    def hook_tables(self, value: Any) -> dict[str, HookConfig]:
+        if not isinstance(value, dict):
+            raise self.error("hook", "expected a table of hooks")
+        hooks = {}
+        known = {"timeout", "optional", "runas", "authtok", "show_output", "args"}
+        for name, table in value.items():
+            prefix = f"hook.{_quote(name)}."
+            if not NAME_RE.match(name):
+                raise self.error(prefix[:-1], "a hook name matches ^[A-Za-z0-9_-]+$ (file name without .py)")
+            if not isinstance(table, dict):
+                raise self.error(prefix[:-1], "expected a table")
+            self.unknown(table, known, prefix)
+            runas = table.get("runas")
+            if runas is not None and (not isinstance(runas, str) or not (
+                runas == "@user" or re.match(r"^[a-z_][a-z0-9_.-]*\$?$", runas, re.I)
+            )):
+                raise self.error(prefix + "runas", f"expected a user name or \"@user\", got {runas!r}")
+            args = table.get("args", [])
+            if not isinstance(args, list) or not all(isinstance(a, str) and "\0" not in a for a in args):
+                raise self.error(prefix + "args", "expected a list of strings")
+            hooks[name] = HookConfig(
+                timeout=self.seconds(table, "timeout", 1.0, prefix) if "timeout" in table else None,
+                optional=self.boolean(table, "optional", prefix),
+                runas=runas,
+                authtok=self.boolean(table, "authtok", prefix),
+                show_output=self.boolean(table, "show_output", prefix),
+                args=tuple(args),
+            )
+        return hooks
+
+
+def _quote(key: str) -> str:
+    return key if re.match(r"^[A-Za-z0-9_-]+$", key) else '"' + key.replace('"', '\\"') + '"'
+
+
+def _split_key(dotted: str) -> list[str]:
+    return [a or b for a, b in re.findall(r'"((?:[^"\\]|\\.)*)"|([^.\s"]+)', dotted)]

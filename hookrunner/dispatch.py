@@ -1,0 +1,224 @@
+"""One phase, as a list of steps: discover, check, run each hook, apply the policy."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+from .config import Config
+from .context import PamContext
+from .discovery import Candidate, EntryPoint, discover
+from .environment import hook_environment
+from .log import Log, escape, fields
+from .phases import Phase
+from .runner import HookResult, RunAs, run_exec
+from .safety import UnsafeError, open_checked
+
+if TYPE_CHECKING:
+    import pwd
+
+    import pluggy
+
+
+LOGGED_OUTPUT = 2048  # bytes of a hook's stdout/stderr put in its log record
+
+
+class Ran(NamedTuple):
+    candidate: Candidate
+    result: HookResult
+    optional: bool
+
+
+class Messages:
+    """What reaches the user: ``--msg-fd`` lines (pam_hookrunner.so) or stdout (pam_exec)."""
+
+    def __init__(self, fd: int | None = None) -> None:
+        self.fd = fd
+
+    def send(self, level: str, text: bytes) -> None:
+        lines = [line for line in text.splitlines() if line.strip()]
+        if not lines:
+            return
+        if self.fd is not None:
+            payload = b"".join(level.encode() + b" " + line[:1000] + b"\n" for line in lines)
+            fd = self.fd
+        elif level == "info":
+            payload, fd = b"".join(line + b"\n" for line in lines), 1
+        else:
+            return
+        try:
+            os.write(fd, payload)
+        except OSError:
+            pass
+
+
+class Dispatch:
+    """Everything a phase run needs; built once by the CLI (or by a test)."""
+
+    def __init__(
+        self,
+        phase: Phase,
+        items: Mapping[bytes, bytes],
+        config: Config,
+        log: Log,
+        *,
+        root: Path = Path("/"),
+        caller_env: Mapping[bytes, bytes] | None = None,
+        authtok: bytes | None = None,
+        messages: Messages | None = None,
+        entry_points: Callable[[], Sequence[EntryPoint]] | None = None,
+    ) -> None:
+        self.phase = phase
+        self.items = dict(items)
+        self.config = config
+        self.log = log
+        self.root = root
+        self.caller_env = caller_env or {}
+        self.authtok = authtok
+        self.messages = messages or Messages()
+        self.entry_points = entry_points
+        self._pm: pluggy.PluginManager | None = None
+
+    def candidates(self) -> list[Candidate]:
+        eps = self.entry_points() if self.entry_points else ()
+        return discover(self.phase.name, self.root, eps)
+
+    def run(self) -> tuple[int, list[Ran]]:
+        """Run the phase; the exit status (0 or 1) and what each hook did."""
+        phase_cfg = self.config.phase(self.phase.name)
+        stop = phase_cfg.stop_on_failure
+        stop_on_failure = self.phase.stop_on_failure if stop is None else stop
+        deadline = time.monotonic() + (phase_cfg.timeout or self.config.phase_timeout)
+        ran: list[Ran] = []
+        failed = False
+        for candidate in self.candidates():
+            if candidate.action != "run":
+                if candidate.action == "skip":
+                    self.log.debug(f"{self.phase.name}.d/{escape(candidate.name)} skipped: "
+                                   f"{escape(candidate.reason)}")
+                continue
+            hook_cfg = self.config.hook(candidate.name)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                result = HookResult("timeout", "not run: the phase deadline passed")
+            else:
+                timeout = min(hook_cfg.timeout or self.config.timeout, remaining)
+                result = self.run_one(candidate, timeout)
+            ran.append(Ran(candidate, result, hook_cfg.optional))
+            self.report(candidate, result, hook_cfg.optional)
+            if hook_cfg.show_output and result.stdout:
+                self.messages.send("info", result.stdout)
+            if not result.ok and not hook_cfg.optional:
+                failed = True
+                if result.outcome == "deny":
+                    self.messages.send("error", result.message.removeprefix("denied: ").encode())
+                if stop_on_failure:
+                    break
+        return (1 if failed else 0), ran
+
+    def run_one(self, candidate: Candidate, timeout: float) -> HookResult:
+        try:
+            checked = open_checked(candidate.path, self.root) if candidate.kind != "entrypoint" else None
+        except UnsafeError as e:
+            return HookResult("error", f"refused: {e}")
+        try:
+            if candidate.kind == "exec":
+                return self.run_exec(candidate, timeout, checked.real if checked else candidate.path)
+            return self.run_plugin(candidate, timeout, checked.fd if checked else None)
+        finally:
+            if checked is not None:
+                os.close(checked.fd)
+
+    def run_exec(self, candidate: Candidate, timeout: float, real: Path) -> HookResult:
+        hook_cfg = self.config.hook(candidate.name)
+        runas = None
+        user_entry = None
+        if hook_cfg.runas:
+            try:
+                user_entry, runas = self.resolve_user(hook_cfg.runas)
+            except LookupError as e:
+                return HookResult("error", str(e))
+        env = hook_environment(self.items, self.phase.name, candidate.name,
+                               pass_env=self.config.pass_env, caller=self.caller_env,
+                               user=user_entry)
+        argv = [os.fsencode(candidate.path), *(os.fsencode(a) for a in hook_cfg.args)]
+        stdin = self.authtok if (hook_cfg.authtok and self.phase.authtok) else None
+        if hook_cfg.authtok and self.phase.authtok and stdin is None:
+            stdin = b""
+        return run_exec(argv, env, timeout=timeout, grace=self.config.kill_grace,
+                        max_output=self.config.max_output, stdin=stdin, runas=runas)
+
+    def resolve_user(self, runas: str) -> tuple[pwd.struct_passwd, RunAs]:
+        import pwd
+
+        if runas == "@user":
+            raw = self.items.get(b"PAM_USER")
+            if raw is None:
+                raise LookupError("runas @user: PAM_USER is not set")
+            name = os.fsdecode(raw)
+        else:
+            name = runas
+        try:
+            entry = pwd.getpwnam(name)
+        except (KeyError, ValueError):
+            raise LookupError(f"runas: no such user {escape(name)}") from None
+        groups = tuple(os.getgrouplist(entry.pw_name, entry.pw_gid))
+        return entry, RunAs(entry.pw_uid, entry.pw_gid, groups)
+
+    def run_plugin(self, candidate: Candidate, timeout: float, fd: int | None) -> HookResult:
+        pm = self.plugin_manager()
+        from . import plugins
+
+        hook_cfg = self.config.hook(candidate.name)
+        authtok = self.authtok if (hook_cfg.authtok and self.phase.authtok) else None
+        ctx = PamContext.from_items(self.phase.name, self.items).for_hook(
+            candidate.name, log=plugins.plugin_logger(self.log, self.phase.name, candidate.name))
+        ctx = plugins.with_authtok(ctx, authtok)
+
+        def load() -> object:
+            if fd is not None:
+                return plugins.load_file(pm, candidate, fd)
+            return plugins.load_entry_point(pm, candidate)
+
+        return plugins.call(pm, candidate, ctx, timeout, load)
+
+    def plugin_manager(self) -> pluggy.PluginManager:
+        if self._pm is None:
+            ensure_site_path()
+            from . import plugins
+
+            self._pm = plugins.new_manager()
+        return self._pm
+
+    def report(self, candidate: Candidate, result: HookResult, optional: bool) -> None:
+        """One log record per hook: phase, name, outcome, status or signal, duration, who."""
+        what = f"{self.phase.name}.d/{escape(candidate.name)} {result.message}"
+        extra = f" ({int(result.duration * 1000)} ms{', optional' if optional else ''})"
+        record = f"{what}{extra} {fields(self.items)}"
+        if result.ok:
+            self.log.info(record)
+        else:
+            self.log.warning(f"{record} outcome={result.outcome}")
+        if candidate.kind != "exec" and result.stderr:  # a plugin's traceback
+            self.log.debug(f"{self.phase.name}.d/{escape(candidate.name)}: {escape(result.stderr)}")
+        for name, data in (("stdout", result.stdout), ("stderr", result.stderr)):
+            if data and candidate.kind == "exec":
+                more = f" ... ({len(data) - LOGGED_OUTPUT} more bytes)" if len(data) > LOGGED_OUTPUT else ""
+                self.log.info(f"{self.phase.name}.d/{escape(candidate.name)} {name}: "
+                              f"{escape(data[:LOGGED_OUTPUT])}{more}")
+        if result.dropped:
+            self.log.info(f"{self.phase.name}.d/{escape(candidate.name)} output: "
+                          f"{result.dropped} bytes beyond the limit were dropped")
+
+
+def ensure_site_path() -> None:
+    """With ``python -I -S``, put the interpreter's site directories on sys.path (no .pth)."""
+    import site
+
+    for directory in site.getsitepackages():
+        if directory not in sys.path and os.path.isdir(directory):
+            sys.path.append(directory)

@@ -284,6 +284,10 @@ def cmd_simulate(ns: argparse.Namespace) -> int:
     dispatch = _dispatch(ns, phase, items)
     status, ran = dispatch.run()
     print(_simulation_table(ran))
+    for r in ran:
+        for stream, data in (("stdout", r.result.stdout), ("stderr", r.result.stderr)):
+            for line in data.decode("utf-8", "replace").splitlines()[:20]:
+                print(f"  {r.candidate.name} {stream}: {line}")
     print(f"{phase.name}: {'success' if status == 0 else 'failure'} (exit {status})")
     return status
 

@@ -145,6 +145,8 @@ class Dispatch:
         env = hook_environment(self.items, self.phase.name, candidate.name,
                                pass_env=self.config.pass_env, caller=self.caller_env,
                                user=user_entry)
+        if self.root != Path("/"):  # state-keeping hooks put their files below --root too
+            env[b"HOOKRUNNER_ROOT"] = os.fsencode(os.path.abspath(self.root))
         argv = [os.fsencode(candidate.path), *(os.fsencode(a) for a in hook_cfg.args)]
         stdin = self.authtok if (hook_cfg.authtok and self.phase.authtok) else None
         if hook_cfg.authtok and self.phase.authtok and stdin is None:

@@ -4,7 +4,12 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: all deps demo test lint unit e2e bench deb pam install-pam clean
+PREFIX ?= /usr/local
+DESTDIR ?=
+PYLIB := $(PREFIX)/lib/python3/dist-packages
+PHASES := onauth onaccount onpasswd onsessionopen onsessionclose
+
+.PHONY: all deps demo test lint unit e2e bench deb pam install install-pam clean
 
 all: test
 
@@ -29,6 +34,18 @@ e2e: deps
 
 bench: deps
 	$(PY) bench/run.py
+
+# By hand, without a package: the package, the command, the empty layer directories.
+install:
+	install -d -o root -g root -m 0755 $(DESTDIR)$(PYLIB)/hookrunner $(DESTDIR)$(PREFIX)/sbin
+	install -o root -g root -m 0644 hookrunner/*.py hookrunner/py.typed $(DESTDIR)$(PYLIB)/hookrunner/
+	printf '#!/bin/sh\nexec /usr/bin/python3 -I -S %s/hookrunner/__main__.py "$$@"\n' '$(PYLIB)' \
+		> $(DESTDIR)$(PREFIX)/sbin/hookrunner
+	chmod 0755 $(DESTDIR)$(PREFIX)/sbin/hookrunner
+	for p in $(PHASES); do \
+		install -d -o root -g root -m 0755 $(DESTDIR)/etc/security/$$p.d $(DESTDIR)$(PREFIX)/lib/hookrunner/$$p.d; \
+	done
+	@echo "installed; PAM lines: /usr/bin/python3 -I -S $(PYLIB)/hookrunner/__main__.py run PHASE"
 
 pam:
 	$(MAKE) -C pam

@@ -29,7 +29,9 @@ def root(tmp_path: Path) -> Path:
     return tree
 
 
-def simulate(root: Path, phase: str, user: str | bytes, rhost: str | None = None) -> subprocess.CompletedProcess[bytes]:
+def simulate(
+    root: Path, phase: str, user: str | bytes, rhost: str | None = None
+) -> subprocess.CompletedProcess[bytes]:
     argv = [sys.executable, "-I", "-S", str(MAIN), "simulate", phase, "--root", str(root),
             "--user", os.fsdecode(user)]
     if rhost:

@@ -31,7 +31,7 @@ _PYTHON = re.compile(r"python[0-9.]*")
 _READENV = "a user's ~/.pam_environment can put LD_PRELOAD into a root hook's environment"
 _NO_I = "runs without -I (PYTHON* variables or user site-packages could run code as root)"
 _SUFFICIENT = "a hook's success would skip the rest of the stack, e.g. the password check"
-_RELATIVE = "pam_exec.so cannot run it; a relative script depends on the working directory"
+_RELATIVE = "use an absolute one: what it names depends on the caller's working directory"
 
 
 @final

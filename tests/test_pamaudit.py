@@ -1,0 +1,526 @@
+"""hookrunner.pamaudit: PAM stack audit, on real files in tmp_path (and the real /etc/pam.d)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hookrunner.pamaudit import audit_pam_dir
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPT = "/usr/lib/python3/dist-packages/hookrunner/__main__.py"
+DISPATCH = f"/usr/bin/python3 -I -S {SCRIPT} run"
+HOOK = f"pam_exec.so quiet {DISPATCH}"
+READENV = (
+    "pam_env.so user_readenv=1 in a stack that runs hookrunner (a user's ~/.pam_environment "
+    "can put LD_PRELOAD into a root hook's environment)"
+)
+ENV_LINE = "session required pam_env.so user_readenv=1 envfile=/etc/default/locale"
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A fake / with a root-owned /usr/bin/python3 and the dispatcher script."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the audit requires root-owned dispatcher files")
+    top = tmp_path / "root"
+    for rel in ("usr/bin/python3", SCRIPT.lstrip("/"), "usr/sbin/hookrunner"):
+        (top / rel).parent.mkdir(parents=True, exist_ok=True)
+        (top / rel).write_text("")
+    for path in [top, *top.rglob("*")]:
+        path.chmod(0o755)
+    return top
+
+
+def pam(tmp_path: Path, files: dict[str, str]) -> Path:
+    """A PAM directory holding ``files`` (name -> text)."""
+    pam_dir = tmp_path / "pam.d"
+    pam_dir.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (pam_dir / name).write_text(text)
+    return pam_dir
+
+
+def audit(tmp_path: Path, root: Path | None, files: dict[str, str]) -> list[str]:
+    return audit_pam_dir(pam(tmp_path, files), root=root)
+
+
+def at(tmp_path: Path, name: str, line: int) -> str:
+    return f"{tmp_path / 'pam.d' / name}:{line}"
+
+
+# --- safe stacks ------------------------------------------------------------------------
+
+
+def test_safe_stack_has_no_problem(tmp_path: Path, root: Path) -> None:
+    svc = (
+        "@include common-auth\n"
+        f"auth optional {HOOK} onauth\n"
+        f"session optional pam_exec.so quiet type=open_session {DISPATCH} onsessionopen\n"
+        "session required pam_env.so readenv=1\n"
+        "session required pam_env.so user_readenv=0\n"
+    )
+    common = "auth [success=1 default=ignore] pam_unix.so nullok\nauth requisite pam_deny.so\n"
+    assert audit(tmp_path, root, {"svc": svc, "common-auth": common}) == []
+
+
+def test_user_readenv_without_hookrunner_is_not_flagged(tmp_path: Path) -> None:
+    svc = f"{ENV_LINE}\nsession optional pam_exec.so /usr/bin/logger hello\n"
+    assert audit(tmp_path, None, {"svc": svc}) == []
+
+
+def test_real_etc_pam_d_has_no_problem() -> None:
+    if not Path("/etc/pam.d/sshd").is_file():
+        pytest.skip("no /etc/pam.d/sshd on this machine (openssh-server not installed)")
+    assert audit_pam_dir(Path("/etc/pam.d")) == []
+
+
+def test_missing_pam_dir_is_one_problem(tmp_path: Path) -> None:
+    assert audit_pam_dir(tmp_path / "nope") == [
+        f"{tmp_path / 'nope'}: cannot read the PAM directory (No such file or directory)"
+    ]
+
+
+# --- (a) pam_env user_readenv ------------------------------------------------------------
+
+
+def test_real_sshd_plus_hookrunner_session_line_is_flagged(tmp_path: Path, root: Path) -> None:
+    sshd = Path("/etc/pam.d/sshd")
+    if not sshd.is_file():
+        pytest.skip("no /etc/pam.d/sshd on this machine (openssh-server not installed)")
+    pam_dir = tmp_path / "pam.d"
+    shutil.copytree("/etc/pam.d", pam_dir)
+    text = sshd.read_text()
+    lines = text.splitlines()
+    env_line = next(i for i, s in enumerate(lines, 1) if re.match(r"session.*user_readenv=1", s))
+    (pam_dir / "sshd").write_text(f"{text}session optional {HOOK} onsessionopen\n")
+    assert audit_pam_dir(pam_dir, root=root) == [f"{pam_dir / 'sshd'}:{env_line}: {READENV}"]
+
+
+def test_user_readenv_in_same_file(tmp_path: Path, root: Path) -> None:
+    svc = f"session optional {HOOK} onsessionopen\n{ENV_LINE}\n"
+    assert audit(tmp_path, root, {"svc": svc}) == [f"{at(tmp_path, 'svc', 2)}: {READENV}"]
+
+
+def test_user_readenv_in_another_phase_is_flagged(tmp_path: Path, root: Path) -> None:
+    svc = f"auth required pam_env.so user_readenv=1\nsession optional {HOOK} onsessionopen\n"
+    assert audit(tmp_path, root, {"svc": svc}) == [f"{at(tmp_path, 'svc', 1)}: {READENV}"]
+
+
+@pytest.mark.parametrize("value", ["1", "2", "01", "+1", "1x"])
+def test_user_readenv_values_atoi_reads_as_nonzero(tmp_path: Path, root: Path, value: str) -> None:
+    svc = f"session optional {HOOK} x\nsession required pam_env.so user_readenv={value}\n"
+    assert audit(tmp_path, root, {"svc": svc}) == [f"{at(tmp_path, 'svc', 2)}: {READENV}"]
+
+
+@pytest.mark.parametrize("value", ["0", "", "yes", "-0"])
+def test_user_readenv_values_atoi_reads_as_zero(tmp_path: Path, root: Path, value: str) -> None:
+    svc = f"session optional {HOOK} x\nsession required pam_env.so user_readenv={value}\n"
+    assert audit(tmp_path, root, {"svc": svc}) == []
+
+
+# --- include, substack, loops, missing files ----------------------------------------------
+
+
+def test_user_readenv_through_at_include(tmp_path: Path, root: Path) -> None:
+    files = {
+        "svc": f"@include common-session\nsession optional {HOOK} onsessionopen\n",
+        "common-session": f"session required pam_unix.so\n{ENV_LINE}\n",
+    }
+    assert audit(tmp_path, root, files) == [f"{at(tmp_path, 'common-session', 2)}: {READENV}"]
+
+
+def test_hook_line_in_included_file_flags_the_including_service(tmp_path: Path, root: Path) -> None:
+    files = {"svc": f"{ENV_LINE}\nsession include hooks\n", "hooks": f"session optional {HOOK} x\n"}
+    assert audit(tmp_path, root, files) == [f"{at(tmp_path, 'svc', 1)}: {READENV}"]
+
+
+def test_substack_and_nested_includes(tmp_path: Path, root: Path) -> None:
+    files = {
+        "svc": f"session optional {HOOK} x\nsession substack a\n",
+        "a": "session include b\n",
+        "b": "@include c\n",
+        "c": f"account required pam_permit.so\n{ENV_LINE}\n",
+    }
+    assert audit(tmp_path, root, files) == [f"{at(tmp_path, 'c', 2)}: {READENV}"]
+
+
+def test_typed_include_takes_only_that_type(tmp_path: Path, root: Path) -> None:
+    files = {
+        "svc": f"session include envs\nsession optional {HOOK} x\n",
+        "envs": "auth required pam_env.so user_readenv=1\nsession required pam_permit.so\n",
+    }
+    assert audit(tmp_path, root, files) == []
+    files["svc"] = f"auth include envs\nsession optional {HOOK} x\n"
+    assert audit(tmp_path, root, files) == [f"{at(tmp_path, 'envs', 1)}: {READENV}"]
+
+
+def test_absolute_include_is_looked_up_under_root(tmp_path: Path, root: Path) -> None:
+    (root / "etc/pam.d").mkdir(parents=True)
+    (root / "etc/pam.d/extra").write_text(f"{ENV_LINE}\n")
+    files = {"svc": f"@include /etc/pam.d/extra\nsession optional {HOOK} x\n"}
+    assert audit(tmp_path, root, files) == [f"{root / 'etc/pam.d/extra'}:1: {READENV}"]
+
+
+def test_include_loops_terminate_and_report_once(tmp_path: Path, root: Path) -> None:
+    files = {
+        "a": f"@include a\n@include b\nsession optional {HOOK} x\n",
+        "b": f"session include a\n{ENV_LINE}\n@include b\n",
+    }
+    assert audit(tmp_path, root, files) == [f"{at(tmp_path, 'b', 2)}: {READENV}"]
+
+
+def test_missing_and_unreadable_includes_are_skipped(tmp_path: Path, root: Path) -> None:
+    pam_dir = pam(tmp_path, {"svc": ""})
+    os.mkfifo(pam_dir / "fifo")  # reading it would block: the audit must not open it for read
+    (pam_dir / "subdir").mkdir()
+    (pam_dir / "svc").write_text(
+        f"@include missing\nsession include fifo\nsession substack subdir\n@include /nope\n"
+        f"session optional {HOOK} x\n{ENV_LINE}\n"
+    )
+    assert audit_pam_dir(pam_dir, root=root) == [f"{at(tmp_path, 'svc', 6)}: {READENV}"]
+
+
+def test_each_problem_is_reported_once(tmp_path: Path, root: Path) -> None:
+    files = {f"svc{i}": "@include common-session\n" for i in range(3)}
+    files["common-session"] = f"session sufficient {HOOK} x\n"
+    problems = audit(tmp_path, root, files)
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{at(tmp_path, 'common-session', 1)}: hookrunner line is")
+
+
+# --- (b) sufficient ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "control", ["sufficient", "Sufficient", "[success=done default=ignore]", "[default=bad success=done]"]
+)
+def test_sufficient_is_flagged(tmp_path: Path, root: Path, control: str) -> None:
+    problems = audit(tmp_path, root, {"svc": f"auth {control} {HOOK} onauth\n"})
+    assert problems == [
+        f"{at(tmp_path, 'svc', 1)}: hookrunner line is '{control.lower()}' (a hook's success "
+        "would skip the rest of the stack, e.g. the password check; use optional)"
+    ]
+
+
+@pytest.mark.parametrize(
+    "control", ["optional", "required", "requisite", "[success=ok default=ignore]", "[default=1]"]
+)
+def test_other_controls_are_not_flagged(tmp_path: Path, root: Path, control: str) -> None:
+    assert audit(tmp_path, root, {"svc": f"auth {control} {HOOK} onauth\n"}) == []
+
+
+def test_sufficient_non_hookrunner_line_is_not_flagged(tmp_path: Path, root: Path) -> None:
+    svc = f"auth sufficient pam_unix.so\nauth optional {HOOK} onauth\n"
+    assert audit(tmp_path, root, {"svc": svc}) == []
+
+
+# --- (c) dispatcher and interpreter paths ---------------------------------------------------
+
+
+def test_relative_interpreter_is_flagged(tmp_path: Path, root: Path) -> None:
+    svc = f"session optional pam_exec.so python3 -I {SCRIPT} run\n"
+    problems = audit(tmp_path, root, {"svc": svc})
+    assert problems == [
+        f"{at(tmp_path, 'svc', 1)}: 'python3' is a relative path (use an absolute one: "
+        "what it names depends on the caller's working directory)"
+    ]
+
+
+def test_relative_script_and_command_are_flagged(tmp_path: Path, root: Path) -> None:
+    problems = audit(
+        tmp_path,
+        root,
+        {
+            "a": "session optional pam_exec.so /usr/bin/python3 -I hookrunner/__main__.py run\n",
+            "b": "session optional pam_exec.so quiet hookrunner run\n",
+        },
+    )
+    assert [p.split(": ", 1)[1].split(" (")[0] for p in problems] == [
+        "'hookrunner/__main__.py' is a relative path",
+        "'hookrunner' is a relative path",
+    ]
+
+
+def test_missing_dispatcher_is_flagged(tmp_path: Path, root: Path) -> None:
+    svc = "session optional pam_exec.so /usr/bin/python3 -I /opt/hookrunner/__main__.py run\n"
+    assert audit(tmp_path, root, {"svc": svc}) == [
+        f"{at(tmp_path, 'svc', 1)}: /opt/hookrunner/__main__.py does not exist"
+    ]
+
+
+def test_dispatcher_not_owned_by_root_is_flagged(tmp_path: Path, root: Path) -> None:
+    os.chown(root / SCRIPT.lstrip("/"), 1000, 0)
+    assert audit(tmp_path, root, {"svc": f"session optional {HOOK} x\n"}) == [
+        f"{at(tmp_path, 'svc', 1)}: {SCRIPT} is owned by uid 1000, not root"
+    ]
+
+
+def test_writable_interpreter_and_directory_are_flagged(tmp_path: Path, root: Path) -> None:
+    (root / "usr/bin/python3").chmod(0o775)
+    (root / "usr/lib/python3").chmod(0o1777)
+    assert audit(tmp_path, root, {"svc": f"session optional {HOOK} x\n"}) == [
+        f"{at(tmp_path, 'svc', 1)}: /usr/bin/python3 is writable by group or others (mode 0775)",
+        f"{at(tmp_path, 'svc', 1)}: /usr/lib/python3 is writable by group or others (mode 1777)",
+    ]
+
+
+def test_writable_fake_root_itself_is_flagged(tmp_path: Path, root: Path) -> None:
+    root.chmod(0o777)
+    problems = audit(tmp_path, root, {"svc": f"session optional {HOOK} x\n"})
+    assert problems == [f"{at(tmp_path, 'svc', 1)}: / is writable by group or others (mode 0777)"]
+
+
+def test_real_interpreter_outside_a_fake_root(tmp_path: Path) -> None:
+    if os.geteuid() != 0 or not Path("/usr/bin/python3").exists():
+        pytest.skip("needs root and /usr/bin/python3")
+    script = tmp_path / "pam.d" / "d.py"
+    svc = f"session optional pam_exec.so /usr/bin/python3 -I {script} run hookrunner\n"
+    pam_dir = pam(tmp_path, {"svc": svc})
+    script.write_text("")
+    # /tmp is world-writable (sticky): a dispatcher below it is not safe.
+    assert f"{at(tmp_path, 'svc', 1)}: /tmp is writable by group or others (mode 1777)" in (
+        audit_pam_dir(pam_dir)
+    )
+
+
+# --- (d) python without -I ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options", ["-I", "-IS", "-I -S", "-SI", "-E -s -I", "-W ignore -I", "-X dev -I", "-I --"]
+)
+def test_isolated_python_is_accepted(tmp_path: Path, root: Path, options: str) -> None:
+    svc = f"session optional pam_exec.so /usr/bin/python3 {options} {SCRIPT} run\n"
+    assert audit(tmp_path, root, {"svc": svc}) == []
+
+
+@pytest.mark.parametrize("options", ["", "-S", "-E -s", "-X I", "-W I", "-sE"])
+def test_python_without_isolation_is_flagged(tmp_path: Path, root: Path, options: str) -> None:
+    svc = f"session optional pam_exec.so /usr/bin/python3 {options} {SCRIPT} run\n"
+    problems = audit(tmp_path, root, {"svc": svc})
+    assert problems == [
+        f"{at(tmp_path, 'svc', 1)}: /usr/bin/python3 runs without -I (PYTHON* variables or "
+        "user site-packages could run code as root)"
+    ]
+
+
+def test_python_c_is_checked_without_a_script(tmp_path: Path, root: Path) -> None:
+    svc = "session optional pam_exec.so /usr/bin/python3 -c import(hookrunner)\n"
+    problems = audit(tmp_path, root, {"svc": svc})
+    assert len(problems) == 1 and "runs without -I" in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("shebang", "flagged"),
+    [
+        ("#!/usr/bin/python3\n", True),
+        ("#!/usr/bin/python3.11 -s\n", True),
+        ("#! /usr/bin/env python3\n", True),
+        ("#!/usr/bin/env -S python3 -s\n", True),
+        ("#!/usr/bin/python3 -I\n", False),
+        ("#!/usr/bin/env -S python3 -IS\n", False),
+        ("#!/bin/sh\n", False),
+        ("\x7fELF\x02\x01", False),
+    ],
+)
+def test_console_script_shebang(tmp_path: Path, root: Path, shebang: str, flagged: bool) -> None:
+    (root / "usr/sbin/hookrunner").write_text(f"{shebang}import sys\n")
+    svc = "session optional pam_exec.so quiet /usr/sbin/hookrunner run\n"
+    problems = audit(tmp_path, root, {"svc": svc})
+    assert len(problems) == flagged
+    assert all("/usr/sbin/hookrunner (#!" in p and "without -I" in p for p in problems)
+
+
+# --- pam_hookrunner.so ------------------------------------------------------------------
+
+
+def test_native_module_dispatcher_path(tmp_path: Path, root: Path) -> None:
+    files = {
+        "ok": f"session optional /lib/security/pam_hookrunner.so dispatcher={SCRIPT}\n",
+        "default": "session optional pam_hookrunner.so\n",
+        "rel": "session optional pam_hookrunner.so debug dispatcher=lib/d.py\n",
+        "env": f"{ENV_LINE}\nauth sufficient pam_hookrunner.so\n",
+    }
+    assert audit(tmp_path, root, files) == [
+        f"{at(tmp_path, 'env', 1)}: {READENV}",
+        f"{at(tmp_path, 'env', 2)}: hookrunner line is 'sufficient' (a hook's success would "
+        "skip the rest of the stack, e.g. the password check; use optional)",
+        f"{at(tmp_path, 'rel', 1)}: 'lib/d.py' is a relative path (use an absolute one: "
+        "what it names depends on the caller's working directory)",
+    ]
+
+
+# --- syntax: dash, continuations, comments, brackets, pam_exec options -----------------------
+
+
+def test_leading_dash_types_count(tmp_path: Path, root: Path) -> None:
+    svc = f"-session optional {HOOK} x\n-session required pam_env.so user_readenv=1\n"
+    assert audit(tmp_path, root, {"svc": svc}) == [f"{at(tmp_path, 'svc', 2)}: {READENV}"]
+
+
+def test_continuation_lines_join_and_report_the_first_line(tmp_path: Path, root: Path) -> None:
+    svc = (
+        "# a comment \\\n"
+        "session optional pam_exec.so quiet \\\n"
+        "    /usr/bin/python3 -S \\\n"
+        f"    {SCRIPT} run\n"
+        "session required pam_env.so \\\n"
+        "\tuser_readenv=1\n"
+    )
+    problems = audit(tmp_path, root, {"svc": svc})
+    assert [p.split(": ", 1)[0] for p in problems] == [
+        at(tmp_path, "svc", 5),
+        at(tmp_path, "svc", 2),
+    ]
+    assert "without -I" in problems[1]
+
+
+def test_comments_are_ignored(tmp_path: Path, root: Path) -> None:
+    svc = (
+        f"# session optional {HOOK} x\n"
+        "session optional pam_permit.so # hookrunner\n"
+        "session required pam_env.so # user_readenv=1\n"
+    )
+    assert audit(tmp_path, root, {"svc": svc}) == []
+    svc += f"session optional {HOOK} x # trailing comment -S\n"
+    assert audit(tmp_path, root, {"svc": svc}) == []
+
+
+def test_bracket_control_with_spaces_is_one_token(tmp_path: Path, root: Path) -> None:
+    svc = f"session [success=ok  new_authtok_reqd=ok\tdefault=ignore] {HOOK} x\n{ENV_LINE}\n"
+    assert audit(tmp_path, root, {"svc": svc}) == [f"{at(tmp_path, 'svc', 2)}: {READENV}"]
+
+
+def test_pam_exec_options_before_the_command(tmp_path: Path, root: Path) -> None:
+    opts = "debug log=/var/log/hr.log type=open_session seteuid stdout quiet_log expose_authtok"
+    svc = f"session optional /lib/x86_64-linux-gnu/security/pam_exec.so {opts} {DISPATCH} x\n"
+    assert audit(tmp_path, root, {"svc": svc}) == []
+    svc = "session optional pam_exec.so quiet stdout\n"  # no command, no hookrunner
+    assert audit(tmp_path, root, {"svc": svc}) == []
+
+
+# --- arbitrary input never crashes ------------------------------------------------------------
+
+WORDS = [
+    "auth",
+    "-session",
+    "account",
+    "password",
+    "include",
+    "substack",
+    "@include",
+    "optional",
+    "sufficient",
+    "[success=done",
+    "]",
+    "[",
+    "\\",
+    "#",
+    "pam_exec.so",
+    "pam_env.so",
+    "pam_hookrunner.so",
+    "user_readenv=1",
+    "dispatcher=",
+    "dispatcher=/x",
+    "/usr/bin/python3",
+    "python3",
+    "-I",
+    "-X",
+    "-c",
+    "--",
+    "-",
+    "hookrunner",
+    "a",
+    "b",
+    "/",
+    "/dev/null",
+    "\n",
+    "\t",
+    " ",
+    "\x00",
+    "\udcff",
+    "é",
+]
+pam_text = st.lists(st.sampled_from(WORDS) | st.text(max_size=8), max_size=40).map(" ".join)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(a=pam_text, b=pam_text, raw=st.binary(max_size=200))
+def test_arbitrary_pam_files_never_crash(a: str, b: str, raw: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        pam_dir = Path(tmp, "pam.d")
+        pam_dir.mkdir()
+        (pam_dir / "a").write_text(a, errors="surrogateescape")
+        (pam_dir / "b").write_text(b, errors="surrogateescape")
+        (pam_dir / "raw").write_bytes(raw)
+        problems = audit_pam_dir(pam_dir, root=Path(tmp))
+    assert isinstance(problems, list)
+    assert all(isinstance(p, str) and p for p in problems)
+    assert len(problems) == len(set(problems))
+
+
+# --- the shipped pam/ files --------------------------------------------------------------
+
+PROFILE = REPO / "pam" / "pam-configs" / "hookrunner"
+SNIPPET = REPO / "pam" / "hookrunner.pam"
+PHASES = ["onauth", "onaccount", "onpasswd", "onsessionopen", "onsessionclose"]
+
+
+def profile_fields(text: str) -> dict[str, list[str]]:
+    """Parse a pam-auth-update profile the way pam-auth-update does (Field: value + lines)."""
+    fields: dict[str, list[str]] = {}
+    name = ""
+    for line in text.splitlines():
+        if m := re.match(r"^(\S+):\s*(.*?)\s*$", line):
+            name = m[1]
+            fields[name] = [m[2]] if m[2] else []
+        elif line.strip():
+            fields[name].append(line.strip())
+    return fields
+
+
+def test_profile_is_off_by_default_and_never_sufficient() -> None:
+    text = PROFILE.read_text()
+    fields = profile_fields(text)
+    assert "sufficient" not in text.lower()
+    assert fields["Default"] == ["no"]
+    assert fields["Name"] and int(fields["Priority"][0]) >= 0
+    for kind in ("Auth", "Account", "Session", "Password"):
+        assert fields[f"{kind}-Type"] == ["Additional"]
+        assert fields[kind], kind
+        assert all(line.split()[0] == "optional" for line in fields[kind]), kind
+    assert not any(line.lstrip().startswith("#") for line in text.splitlines())
+
+
+def test_profile_lines_pass_the_audit(tmp_path: Path, root: Path) -> None:
+    fields = profile_fields(PROFILE.read_text())
+    lines = [
+        f"{kind.lower()} {line}" for kind in ("Auth", "Account", "Session", "Password") for line in fields[kind]
+    ]
+    assert sorted(line.rsplit(" ", 1)[1] for line in lines) == sorted(PHASES)
+    assert audit(tmp_path, root, {"svc": "\n".join(lines) + "\n"}) == []
+    # Canary: the audit does see these lines as hookrunner lines.
+    problems = audit(tmp_path, root, {"svc": "\n".join([*lines, ENV_LINE]) + "\n"})
+    assert problems == [f"{at(tmp_path, 'svc', len(lines) + 1)}: {READENV}"]
+
+
+def test_snippet_lines_pass_the_audit(tmp_path: Path, root: Path) -> None:
+    text = SNIPPET.read_text()
+    active = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert sorted(line.rsplit(" ", 1)[1] for line in active) == sorted(PHASES)
+    assert all(" -I " in line and line.split()[1] == "optional" for line in active)
+    assert audit(tmp_path, root, {"svc": text}) == []
+    # The commented-out alternatives are sound too once uncommented.
+    alternatives = re.sub(r"(?m)^#(auth|account|password|session)\b", r"\1", text)
+    assert len(alternatives.splitlines()) == len(text.splitlines())
+    assert alternatives.count("\nauth ") == text.count("\nauth ") + 2
+    assert audit(tmp_path, root, {"svc": alternatives}) == []
+    assert audit(tmp_path, root, {"svc": f"{alternatives}{ENV_LINE}\n"}) != []

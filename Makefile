@@ -20,7 +20,7 @@ demo: deps
 	@$(PY) pam/demo.py
 
 lint: deps
-	$(VENV)/bin/ruff check hookrunner tests bench pam
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
 test: deps lint

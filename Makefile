@@ -47,6 +47,28 @@ install:
 	done
 	@echo "installed; PAM lines: /usr/bin/python3 -I -S $(PYLIB)/hookrunner/__main__.py run PHASE"
 
+# Debian packages hookrunner + libpam-hookrunner into dist/. dpkg-buildpackage writes to the
+# parent directory, so the tree (without .git, .venv, caches, build products) is copied to a
+# temporary directory first. Lint them with: lintian dist/hookrunner_*.changes
+DEB_EXCLUDES := --exclude=./.git --exclude=./.venv --exclude=./dist --exclude=./build \
+	--exclude='*.egg-info' --exclude=__pycache__ --exclude=.mypy_cache --exclude=.ruff_cache \
+	--exclude=.pytest_cache --exclude=.hypothesis --exclude='./pam/*.so' --exclude=./bench/results
+
+# Debian's own tools and python3, not a pyenv or venv that happens to be first on PATH.
+DEB_PATH := /usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin
+
+deb:
+	@command -v dpkg-buildpackage >/dev/null || { echo "deb: dpkg-buildpackage missing; run scripts/deps as root" >&2; exit 1; }
+	@set -eu; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	mkdir "$$tmp/hookrunner"; \
+	tar -C . $(DEB_EXCLUDES) -cf - . | tar -C "$$tmp/hookrunner" -xf -; \
+	(cd "$$tmp/hookrunner" && env -u PYTHONPATH -u PYTHONHOME PATH=$(DEB_PATH) dpkg-buildpackage -us -uc -b) > "$$tmp/build.log" 2>&1 \
+		|| { tail -n 40 "$$tmp/build.log" >&2; echo "deb: dpkg-buildpackage failed" >&2; exit 1; }; \
+	mkdir -p dist; \
+	rm -f dist/hookrunner_* dist/libpam-hookrunner_* dist/libpam-hookrunner-dbgsym_*; \
+	cp "$$tmp"/*.deb "$$tmp"/*.changes "$$tmp"/*.buildinfo dist/; \
+	ls -1 dist/hookrunner_* dist/libpam-hookrunner_*
+
 pam:
 	$(MAKE) -C pam
 

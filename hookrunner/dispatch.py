@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from .config import Config
-from .context import PamContext
 from .discovery import Candidate, EntryPoint, discover
 from .environment import hook_environment
 from .log import Log, escape, fields
@@ -108,6 +106,10 @@ class Dispatch:
             else:
                 timeout = min(hook_cfg.timeout or self.config.timeout, remaining)
                 result = self.run_one(candidate, timeout)
+            if result.outcome == "refused":  # DESIGN: skipped with a logged reason, not a failure
+                self.log.warning(f"{self.phase.name}.d/{escape(candidate.name)} {result.message} "
+                                 f"{fields(self.items)}")
+                continue
             ran.append(Ran(candidate, result, hook_cfg.optional))
             self.report(candidate, result, hook_cfg.optional)
             if hook_cfg.show_output and result.stdout:
@@ -115,7 +117,8 @@ class Dispatch:
             if not result.ok and not hook_cfg.optional:
                 failed = True
                 if result.outcome == "deny":
-                    self.messages.send("error", result.message.removeprefix("denied: ").encode())
+                    self.messages.send("error", result.message.removeprefix("denied: ").encode(
+                        "utf-8", "surrogateescape"))
                 if stop_on_failure:
                     break
         return (1 if failed else 0), ran
@@ -124,7 +127,7 @@ class Dispatch:
         try:
             checked = open_checked(candidate.path, self.root) if candidate.kind != "entrypoint" else None
         except UnsafeError as e:
-            return HookResult("error", f"refused: {e}")
+            return HookResult("refused", f"refused: {e}")
         try:
             if candidate.kind == "exec":
                 return self.run_exec(candidate, timeout, checked.real if checked else candidate.path)
@@ -174,10 +177,12 @@ class Dispatch:
     def run_plugin(self, candidate: Candidate, timeout: float, fd: int | None) -> HookResult:
         pm = self.plugin_manager()
         from . import plugins
+        from .context import PamContext  # dataclasses: only for a phase with plugins
 
         hook_cfg = self.config.hook(candidate.name)
         authtok = self.authtok if (hook_cfg.authtok and self.phase.authtok) else None
-        ctx = PamContext.from_items(self.phase.name, self.items).for_hook(
+        ctx = PamContext.from_items(self.phase.name, self.items,
+                                    root=os.path.abspath(self.root)).for_hook(
             candidate.name, log=plugins.plugin_logger(self.log, self.phase.name, candidate.name))
         ctx = plugins.with_authtok(ctx, authtok)
 
@@ -218,9 +223,10 @@ class Dispatch:
 
 
 def ensure_site_path() -> None:
-    """With ``python -I -S``, put the interpreter's site directories on sys.path (no .pth)."""
-    import site
+    """With ``python -I -S``, put the interpreter's site directories on sys.path (no .pth).
 
-    for directory in site.getsitepackages():
-        if directory not in sys.path and os.path.isdir(directory):
-            sys.path.append(directory)
+    Venv-aware: under -S, Python 3.11 takes a venv's interpreter for the system's.
+    """
+    from .entrypoints import ensure_site_path as ensure
+
+    ensure()

@@ -6,6 +6,9 @@ Each file in the PAM directory is a service; its stack is resolved through ``@in
 runs hookrunner (``pam_exec.so ... hookrunner ...`` or ``pam_hookrunner.so``) is flagged for
 ``pam_env.so user_readenv=1``, a ``sufficient`` hookrunner line, an unsafe command, script or
 ``dispatcher=`` path, and Python without ``-I``: one ``FILE:LINE: problem (why)`` each, once.
+A ``pam_hookrunner.so`` line is read with the module's own option rules (it starts
+``PYTHON -I -S DISPATCHER`` itself): its ``python=``, ``dispatcher=``, ``root=`` and ``config=``
+paths (defaults included) are checked, and an option the module would refuse is flagged.
 """
 
 from __future__ import annotations
@@ -32,6 +35,16 @@ _READENV = "a user's ~/.pam_environment can put LD_PRELOAD into a root hook's en
 _NO_I = "runs without -I (PYTHON* variables or user site-packages could run code as root)"
 _SUFFICIENT = "a hook's success would skip the rest of the stack, e.g. the password check"
 _RELATIVE = "use an absolute one: what it names depends on the caller's working directory"
+# pam_hookrunner.c's options: path-valued ones (with the module's defaults), flags, timeout=.
+_NATIVE_PATHS: dict[str, str | None] = {
+    "python": "/usr/bin/python3",
+    "dispatcher": "/usr/lib/python3/dist-packages/hookrunner/__main__.py",
+    "root": None,
+    "config": None,
+}
+_NATIVE_FLAGS = frozenset({"expose_authtok", "quiet", "debug"})
+_NATIVE_MAX_TIMEOUT = 86400
+_REFUSED = "pam_hookrunner.so refuses the whole line: PAM_SYSTEM_ERR, no hook runs"
 
 
 @final
@@ -153,9 +166,48 @@ def _audit_stack(stack: list[Rule], root: Path | None) -> list[str]:
         problems += _control_problems(rule)
         if rule.name == "pam_exec.so":
             problems += _command_problems(rule.where, _exec_argv(rule), root)
-        elif dispatcher := _option(rule, "dispatcher"):
-            problems += _path_problems(rule.where, dispatcher, root)
+        else:
+            problems += _native_problems(rule, root)
     return problems
+
+
+def _native_problems(rule: Rule, root: Path | None) -> list[str]:
+    """pam_hookrunner.so's options as pam_hookrunner.c parses them; the paths it would use.
+
+    No ``-I`` check: the module always starts ``PYTHON -I -S DISPATCHER``.
+    """
+    problems: list[str] = []
+    paths = dict(_NATIVE_PATHS)
+    for raw in rule.args:
+        arg = _unbracket(raw)
+        key, eq, value = arg.partition("=")
+        if eq and key in paths:
+            if not value.startswith("/"):
+                problems += _path_problems(rule.where, value, root)  # "relative path"
+            paths[key] = value
+        elif eq and key == "timeout":
+            if not _native_timeout_ok(value):
+                problems.append(f"{rule.where}: bad option '{arg}' (1..{_NATIVE_MAX_TIMEOUT} "
+                                f"whole seconds; {_REFUSED})")
+        elif arg not in _NATIVE_FLAGS:
+            problems.append(f"{rule.where}: unknown pam_hookrunner.so option '{arg}' ({_REFUSED})")
+    for path in paths.values():
+        if path is not None and path.startswith("/"):
+            problems += _path_problems(rule.where, path, root)
+    return problems
+
+
+def _unbracket(arg: str) -> str:
+    """A module argument as libpam passes it: ``[a b]`` is ``a b``, ``\\]`` inside is ``]``."""
+    if len(arg) >= 2 and arg.startswith("[") and arg.endswith("]"):
+        return arg[1:-1].replace("\\]", "]")
+    return arg
+
+
+def _native_timeout_ok(value: str) -> bool:
+    """``timeout=`` as the module's strtol(3) check takes it: a whole number, 1..86400."""
+    number = re.fullmatch(r"[ \t\n\v\f\r]*[+-]?[0-9]+", value)
+    return number is not None and 1 <= int(value) <= _NATIVE_MAX_TIMEOUT
 
 
 def _option(rule: Rule, key: str) -> str | None:

@@ -1,17 +1,26 @@
-"""Run one executable hook: no shell, own session, bounded output, real timeouts."""
+"""Run one executable hook: no shell, own session, bounded output, real timeouts.
+
+Hooks are started with ``posix_spawn`` (glibc: ``clone(CLONE_VM|CLONE_VFORK)``), not
+``subprocess``: that module and the ``signal`` enums it pulls in cost a PAM phase more than
+a third of the interpreter's start-up. Only a ``runas`` hook, which needs setuid/setgroups
+between fork and exec, is started with ``subprocess.Popen``.
+"""
 
 from __future__ import annotations
 
 import errno
 import os
 import select
-import signal
 import time
 from collections.abc import Mapping, Sequence
 from typing import Literal, NamedTuple
 
-Outcome = Literal["ok", "fail", "signal", "timeout", "error", "deny"]
+from . import reaper
+
+Outcome = Literal["ok", "fail", "signal", "timeout", "error", "deny", "refused"]
 DRAIN_SECONDS = 0.05  # after the hook exits, how long leftover output may still trickle in
+# Linux's numbers, the same on every architecture; not `import signal` (its enums are slow).
+SIGKILL, SIGPIPE, SIGTERM, SIGXFSZ = 9, 13, 15, 25
 
 
 class HookResult(NamedTuple):
@@ -64,6 +73,8 @@ class _Capture:
 
 
 def signal_name(number: int) -> str:
+    import signal
+
     try:
         return signal.Signals(number).name
     except ValueError:
@@ -80,47 +91,49 @@ def run_exec(
     stdin: bytes | None = None,
     runas: RunAs | None = None,
 ) -> HookResult:
-    """Run ``argv`` and wait for it at most ``timeout`` seconds (then TERM, KILL its group)."""
-    import subprocess
+    """Run ``argv`` and wait for it at most ``timeout`` seconds (then TERM, KILL its group).
 
+    The hook gets cwd ``/``, umask 022, a new session, stdin ``/dev/null`` (or a pipe holding
+    ``stdin``), stdout and stderr on pipes, and no other file descriptor of ours.
+    """
     start = time.monotonic()
+    reaper.become_subreaper()  # orphans it leaves come to us, not init
+    born = reaper.clock()
+    out_r, out_w = _pipe()
+    err_r, err_w = _pipe()
+    in_r, in_w = _pipe() if stdin is not None else (None, None)
     try:
-        proc = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd="/",
-            env=dict(env),
-            start_new_session=True,
-            close_fds=True,
-            umask=0o022,
-            user=runas.uid if runas else None,
-            group=runas.gid if runas else None,
-            extra_groups=list(runas.groups) if runas else None,
-        )
+        spawn = _spawn if runas is None else _spawn_as
+        pid = spawn(list(argv), dict(env), in_r, out_w, err_w, runas)
     except OSError as e:
+        for fd in (out_r, err_r, in_w):
+            if fd is not None:
+                os.close(fd)
         return HookResult("error", f"could not be started: {e.strerror or e}",
                           time.monotonic() - start)
-    assert proc.stdout is not None and proc.stderr is not None
-    if proc.stdin is not None:
-        _feed(proc.stdin.fileno(), stdin or b"")
-        proc.stdin.close()
-    out, err = proc.stdout.fileno(), proc.stderr.fileno()
+    finally:
+        for fd in (out_w, err_w, in_r):
+            if fd is not None:
+                os.close(fd)
+    if in_w is not None:
+        _feed(in_w, stdin or b"")
+        os.close(in_w)
     capture = _Capture(max_output)
-    timed_out = _wait(proc, (out, err), capture, start + timeout, grace)
-    proc.stdout.close()
-    proc.stderr.close()
-    returncode = proc.wait()
+    try:
+        timed_out, returncode = _wait(pid, (out_r, err_r), capture, start + timeout, grace)
+    finally:
+        os.close(out_r)
+        os.close(err_r)
     duration = time.monotonic() - start
 
     def result(outcome: Outcome, message: str, status: int | None = None,
                sig: int | None = None) -> HookResult:
-        return HookResult(outcome, message, duration, status, sig, capture.get(out),
-                          capture.get(err), capture.dropped)
+        return HookResult(outcome, message, duration, status, sig, capture.get(out_r),
+                          capture.get(err_r), capture.dropped)
 
     if timed_out:
-        _killpg(proc.pid, signal.SIGKILL)  # what is left of its group
+        _killpg(pid, SIGKILL)  # what is left of its group
+        reaper.kill_leftovers(born)  # and what left the group (setsid, double fork)
         return result("timeout", f"timed out after {timeout:g} s",
                       sig=-returncode if returncode < 0 else None)
     if returncode < 0:
@@ -131,6 +144,83 @@ def run_exec(
     return result("fail", f"exited with status {returncode}", status=returncode)
 
 
+def _pipe() -> tuple[int, int]:
+    """A close-on-exec pipe whose ends are above 2, so that dup2 onto 0-2 never clobbers one."""
+    fds = list(os.pipe())
+    for i, fd in enumerate(fds):
+        if fd <= 2:
+            import fcntl
+
+            fds[i] = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+            os.close(fd)
+    return fds[0], fds[1]
+
+
+def _inherited_fds() -> list[int]:
+    """Our descriptors above 2 that an exec would pass on (not close-on-exec)."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        names = [str(fd) for fd in range(3, os.sysconf("SC_OPEN_MAX"))]
+    fds = []
+    for name in names:
+        fd = int(name)
+        if fd > 2:
+            try:
+                if os.get_inheritable(fd):
+                    fds.append(fd)
+            except OSError:  # the directory listing's own descriptor, closed by now
+                pass
+    return fds
+
+
+def _spawn(argv: list[bytes], env: dict[bytes, bytes], stdin: int | None, out: int, err: int,
+           runas: RunAs | None) -> int:
+    """posix_spawn in a new session; cwd and umask are the child's only through ours."""
+    actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
+        (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0) if stdin is None
+        else (os.POSIX_SPAWN_DUP2, stdin, 0),
+        (os.POSIX_SPAWN_DUP2, out, 1),
+        (os.POSIX_SPAWN_DUP2, err, 2),
+        *((os.POSIX_SPAWN_CLOSE, fd) for fd in _inherited_fds()),
+    ]
+    # posix_spawn has no chdir or umask: set ours around the call (a few microseconds).
+    cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if _has_cwd() else None
+    old_umask = os.umask(0o022)
+    try:
+        os.chdir("/")
+        return os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=True,
+                              setsigdef=(SIGPIPE, SIGXFSZ), setsigmask=())
+    finally:
+        os.umask(old_umask)
+        if cwd is not None:
+            os.fchdir(cwd)
+            os.close(cwd)
+
+
+def _has_cwd() -> bool:
+    try:
+        os.stat(".")
+    except OSError:  # a deleted or unreadable working directory: nothing to go back to
+        return False
+    return True
+
+
+def _spawn_as(argv: list[bytes], env: dict[bytes, bytes], stdin: int | None, out: int, err: int,
+              runas: RunAs | None) -> int:
+    """fork + setgroups/setgid/setuid + exec: what posix_spawn cannot do."""
+    import subprocess
+
+    assert runas is not None
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL if stdin is None else stdin, stdout=out, stderr=err,
+        cwd="/", env=env, start_new_session=True, close_fds=True, umask=0o022,
+        user=runas.uid, group=runas.gid, extra_groups=list(runas.groups),
+    )
+    proc.returncode = 0  # we reap it ourselves (_wait); keep Popen from trying later
+    return proc.pid
+
+
 def _feed(fd: int, data: bytes) -> None:
     # At most PAM_MAX_RESP_SIZE bytes: fits the pipe buffer, so this cannot block.
     try:
@@ -139,13 +229,13 @@ def _feed(fd: int, data: bytes) -> None:
         pass
 
 
-def _wait(proc: object, fds: tuple[int, ...], capture: _Capture, deadline: float,
-          grace: float) -> bool:
-    """Read output until the process exits (plus a short drain) or the deadline; True if killed."""
-    import subprocess
+def _wait(pid: int, fds: tuple[int, ...], capture: _Capture, deadline: float,
+          grace: float) -> tuple[bool, int]:
+    """Read output until the process exits (plus a short drain) or the deadline.
 
-    assert isinstance(proc, subprocess.Popen)
-    pidfd = _pidfd(proc.pid)
+    (killed by us, its exit code as Popen gives it: negative for a signal); reaps it.
+    """
+    pidfd = _pidfd(pid)
     poller = select.poll()
     open_fds = set(fds)
     for fd in fds:
@@ -158,14 +248,15 @@ def _wait(proc: object, fds: tuple[int, ...], capture: _Capture, deadline: float
     try:
         while True:
             now = time.monotonic()
-            if proc.poll() is not None:
+            reaped, status = os.waitpid(pid, os.WNOHANG)
+            if reaped:
                 _drain(poller, open_fds, capture, now + DRAIN_SECONDS)
-                return killed
+                return killed, os.waitstatus_to_exitcode(status)
             if now >= deadline and not killed:
-                _killpg(proc.pid, signal.SIGTERM)
+                _killpg(pid, SIGTERM)
                 killed, kill_at = True, now + grace
             if kill_at is not None and now >= kill_at:
-                _killpg(proc.pid, signal.SIGKILL)
+                _killpg(pid, SIGKILL)
                 kill_at = None
             wake = kill_at if killed else deadline
             tick = 0.05 if pidfd is None or wake is None else max(0.0, wake - now)

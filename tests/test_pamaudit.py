@@ -358,6 +358,117 @@ def test_native_module_dispatcher_path(tmp_path: Path, root: Path) -> None:
     ]
 
 
+NATIVE = "pam_hookrunner.so"
+REFUSED = "pam_hookrunner.so refuses the whole line: PAM_SYSTEM_ERR, no hook runs"
+RELATIVE = "(use an absolute one: what it names depends on the caller's working directory)"
+
+
+def native_tree(root: Path) -> None:
+    """A hook tree and its config below the fake root, as ``root=``/``config=`` name them."""
+    (root / "srv/tree/etc/security").mkdir(parents=True)
+    (root / "srv/tree/etc/security/hookrunner.toml").write_text("")
+    for path in [root / "srv", *(root / "srv").rglob("*")]:
+        path.chmod(0o755)
+
+
+@pytest.mark.parametrize("options", [
+    "",
+    f"dispatcher={SCRIPT} python=/usr/bin/python3 root=/srv/tree "
+    "config=/srv/tree/etc/security/hookrunner.toml timeout=30 expose_authtok quiet debug",
+    "timeout=1", "timeout=86400", "timeout=+5", "timeout=007", "[timeout=5]", "[quiet]",
+])
+def test_native_module_options_it_accepts_are_clean(tmp_path: Path, root: Path,
+                                                    options: str) -> None:
+    native_tree(root)
+    assert audit(tmp_path, root, {"svc": f"auth optional {NATIVE} {options}\n"}) == []
+
+
+@pytest.mark.parametrize("option", [
+    "timeout=0", "timeout=-5", "timeout=86401", "timeout=5s", "timeout=", "timeout=99999999999999999999",
+    "timeout", "Quiet", "expose_authtok=1", "stdout", "type=open_session", "log=/var/log/x",
+    "dispatcher", f"[dispatcher {SCRIPT}]", "/usr/bin/python3",
+])
+def test_native_module_options_it_refuses_are_flagged(tmp_path: Path, root: Path,
+                                                     option: str) -> None:
+    problems = audit(tmp_path, root, {"svc": f"session optional {NATIVE} quiet {option}\n"})
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"{at(tmp_path, 'svc', 1)}: ")
+    assert problems[0].endswith(f"({REFUSED})") or problems[0].endswith(
+        f"whole seconds; {REFUSED})")
+
+
+def test_native_module_python_is_checked_like_the_interpreter(tmp_path: Path, root: Path) -> None:
+    where = at(tmp_path, "svc", 1)
+    line = f"auth optional {NATIVE} python={{}} dispatcher={SCRIPT}\n"
+    assert audit(tmp_path, root, {"svc": line.format("python3")}) == [
+        f"{where}: 'python3' is a relative path {RELATIVE}"]
+    assert audit(tmp_path, root, {"svc": line.format("/opt/py/bin/python3")}) == [
+        f"{where}: /opt/py/bin/python3 does not exist"]
+    python = root / "opt/py/bin/python3"
+    python.parent.mkdir(parents=True)
+    python.write_text("")
+    for path in (python, python.parent, python.parent.parent, root / "opt"):
+        path.chmod(0o755)
+    os.chown(python, 1000, 1000)
+    (root / "opt/py").chmod(0o777)
+    assert audit(tmp_path, root, {"svc": line.format("/opt/py/bin/python3")}) == [
+        f"{where}: /opt/py/bin/python3 is owned by uid 1000, not root",
+        f"{where}: /opt/py is writable by group or others (mode 0777)",
+    ]
+    # Never an -I complaint: the module itself always starts PYTHON -I -S DISPATCHER.
+    os.chown(python, 0, 0)
+    (root / "opt/py").chmod(0o755)
+    assert audit(tmp_path, root, {"svc": line.format("/opt/py/bin/python3")}) == []
+
+
+def test_native_module_default_paths_are_checked(tmp_path: Path, root: Path) -> None:
+    where = at(tmp_path, "svc", 1)
+    svc = {"svc": f"account optional {NATIVE}\n"}
+    assert audit(tmp_path, root, svc) == []
+    (root / SCRIPT.lstrip("/")).unlink()
+    (root / "usr/bin/python3").chmod(0o777)
+    assert audit(tmp_path, root, svc) == [
+        f"{where}: /usr/bin/python3 is writable by group or others (mode 0777)",
+        f"{where}: {SCRIPT} does not exist",
+    ]
+    other = f"/srv/tree/{SCRIPT.rsplit('/', 2)[-2]}/__main__.py"  # dispatcher= overrides it
+    native_tree(root)
+    (root / other.lstrip("/")).parent.mkdir(mode=0o755)
+    (root / other.lstrip("/")).write_text("")
+    (root / "usr/bin/python3").chmod(0o755)
+    assert audit(tmp_path, root, {"svc": f"account optional {NATIVE} dispatcher={other}\n"}) == []
+
+
+def test_native_module_root_and_config_paths_are_checked(tmp_path: Path, root: Path) -> None:
+    where = at(tmp_path, "svc", 1)
+    native_tree(root)
+    line = f"session optional {NATIVE} root={{}} config={{}}\n"
+    assert audit(tmp_path, root, {"svc": line.format("srv/tree", "h.toml")}) == [
+        f"{where}: 'srv/tree' is a relative path {RELATIVE}",
+        f"{where}: 'h.toml' is a relative path {RELATIVE}",
+    ]
+    (root / "srv/tree").chmod(0o775)
+    assert audit(tmp_path, root, {"svc": line.format("/srv/tree", "/srv/nope.toml")}) == [
+        f"{where}: /srv/tree is writable by group or others (mode 0775)",
+        f"{where}: /srv/nope.toml does not exist",
+    ]
+
+
+def test_native_defaults_match_the_module_source() -> None:
+    from hookrunner import pamaudit
+
+    source = (REPO / "pam" / "pam_hookrunner.c").read_text()
+    defines = dict(re.findall(r'(?m)^#define (DEFAULT_\w+|MAX_TIMEOUT) "?([^"\s]+)"?', source))
+    assert pamaudit._NATIVE_PATHS["python"] == defines["DEFAULT_PYTHON"]
+    assert pamaudit._NATIVE_PATHS["dispatcher"] == defines["DEFAULT_DISPATCHER"]
+    assert int(defines["MAX_TIMEOUT"]) == pamaudit._NATIVE_MAX_TIMEOUT
+    flags = set(re.findall(r'strcmp\(a, "(\w+)"\) == 0', source))
+    options = set(re.findall(r'\{ "(\w+)", &o->|opt_value\(a, "(\w+)"\)', source))
+    options = {name for pair in options for name in pair if name}
+    assert flags == set(pamaudit._NATIVE_FLAGS)
+    assert options == {*pamaudit._NATIVE_PATHS, "timeout"}
+
+
 # --- syntax: dash, continuations, comments, brackets, pam_exec options -----------------------
 
 
@@ -470,6 +581,7 @@ def test_arbitrary_pam_files_never_crash(a: str, b: str, raw: bytes) -> None:
 # --- the shipped pam/ files --------------------------------------------------------------
 
 PROFILE = REPO / "pam" / "pam-configs" / "hookrunner"
+NATIVE_PROFILE = REPO / "pam" / "pam-configs" / "hookrunner-native"
 SNIPPET = REPO / "pam" / "hookrunner.pam"
 PHASES = ["onauth", "onaccount", "onpasswd", "onsessionopen", "onsessionclose"]
 
@@ -487,8 +599,9 @@ def profile_fields(text: str) -> dict[str, list[str]]:
     return fields
 
 
-def test_profile_is_off_by_default_and_never_sufficient() -> None:
-    text = PROFILE.read_text()
+@pytest.mark.parametrize("profile", [PROFILE, NATIVE_PROFILE], ids=lambda p: p.name)
+def test_profile_is_off_by_default_and_never_sufficient(profile: Path) -> None:
+    text = profile.read_text()
     fields = profile_fields(text)
     assert "sufficient" not in text.lower()
     assert fields["Default"] == ["no"]
@@ -508,6 +621,20 @@ def test_profile_lines_pass_the_audit(tmp_path: Path, root: Path) -> None:
     assert sorted(line.rsplit(" ", 1)[1] for line in lines) == sorted(PHASES)
     assert audit(tmp_path, root, {"svc": "\n".join(lines) + "\n"}) == []
     # Canary: the audit does see these lines as hookrunner lines.
+    problems = audit(tmp_path, root, {"svc": "\n".join([*lines, ENV_LINE]) + "\n"})
+    assert problems == [f"{at(tmp_path, 'svc', len(lines) + 1)}: {READENV}"]
+
+
+def test_native_profile_lines_pass_the_audit(tmp_path: Path, root: Path) -> None:
+    fields = profile_fields(NATIVE_PROFILE.read_text())
+    assert fields["Conflicts"] == ["hookrunner"]  # both at once would run every hook twice
+    lines = [f"{kind.lower()} {line}" for kind in ("Auth", "Account", "Session", "Password")
+             for line in fields[kind]]
+    # one line per group: the session line runs onsessionopen and onsessionclose
+    assert [line.split()[:3] for line in lines] == [
+        [group, "optional", "pam_hookrunner.so"] for group in ("auth", "account", "session", "password")]
+    assert not any("expose_authtok" in line for line in lines)  # the password: opt in by hand
+    assert audit(tmp_path, root, {"svc": "\n".join(lines) + "\n"}) == []
     problems = audit(tmp_path, root, {"svc": "\n".join([*lines, ENV_LINE]) + "\n"})
     assert problems == [f"{at(tmp_path, 'svc', len(lines) + 1)}: {READENV}"]
 

@@ -1,0 +1,100 @@
+"""What a timed-out hook leaves behind: adopted as orphans, then killed and reaped.
+
+A hook runs in its own session and a timeout kills that session's process group, but a
+hook can leave the group (``setsid``, a double fork) and so outlive its timeout; a hook
+that runs as a user (``runas``) could keep a process of that user alive after its login.
+
+The dispatcher makes itself a *child subreaper* (``prctl(PR_SET_CHILD_SUBREAPER)``, Linux
+3.4): every orphan among its descendants is re-parented to the dispatcher instead of init.
+After a timeout it kills each child of its own that was born after the hook started —
+round after round, since each kill orphans the next generation — and reaps it. A child
+cannot be reaped by anyone else, so its PID cannot be reused while we look at it.
+
+Left alone on purpose: the processes of a hook that exits in time (a hook may start a
+daemon, as with run-parts or pam_exec), and whatever a hook asks another service to start
+(``at``, ``systemd-run``, ``ssh localhost``): those are not our descendants.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+
+PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
+SIGKILL = 9  # Linux's number; `import signal` (enums) would slow every PAM phase down
+_subreaper: bool | None = None  # None: not tried yet
+
+
+def become_subreaper() -> bool:
+    """Adopt orphaned descendants from now on (once per process; cheap after the first call)."""
+    global _subreaper
+    if _subreaper is None:
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            _subreaper = libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            _subreaper = False
+    return _subreaper
+
+
+def clock() -> int:
+    """Now, in the unit of a process's start time in /proc/PID/stat (clock ticks since boot)."""
+    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * os.sysconf("SC_CLK_TCK"))
+
+
+def children() -> list[tuple[int, int]]:
+    """(pid, start time in clock ticks) of every child process of ours, zombies included."""
+    me = os.getpid()
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                data = f.read()
+        except OSError:  # gone meanwhile
+            continue
+        # "pid (comm) state ppid ...": comm may hold anything, so split after its last ')'
+        rest = data.rsplit(b")", 1)[1].split()
+        if int(rest[1]) == me:
+            out.append((int(name), int(rest[19])))  # fields 4 (ppid) and 22 (starttime)
+    return out
+
+
+def kill_leftovers(since: int, *, timeout: float = 2.0) -> list[int]:
+    """SIGKILL and reap every child of ours born at or after ``since`` (a :func:`clock`
+    reading), until none is left or ``timeout`` seconds passed; the PIDs killed."""
+    deadline = time.monotonic() + timeout
+    killed: list[int] = []
+    while True:
+        left = [pid for pid, born in children() if born >= since]
+        if not left or time.monotonic() >= deadline:
+            return killed
+        for pid in left:
+            try:
+                os.kill(pid, SIGKILL)
+            except ProcessLookupError:
+                pass
+            if pid not in killed:
+                killed.append(pid)
+        for pid in left:
+            _reap(pid, deadline)
+
+
+def _reap(pid: int, deadline: float) -> None:
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:  # no pidfd (old kernel): a SIGKILLed child goes quickly
+        fd = None
+    try:
+        if fd is not None:
+            select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        os.waitpid(pid, 0 if fd is None else os.WNOHANG)
+    except ChildProcessError:
+        pass
+    finally:
+        if fd is not None:
+            os.close(fd)

@@ -55,7 +55,7 @@ EXAMPLE_USERS = EXAMPLE_DATA / "users"
 OWNED = (
     Path("/usr/lib/python3/dist-packages/hookrunner"),
     Path("/usr/lib/python3/dist-packages/hookrunner-0.1.0.dist-info"),
-    Path(HOOKRUNNER), PROFILE, CONFIG, PAM_MODULE,
+    Path(HOOKRUNNER), PROFILE, Path("/usr/share/pam-configs/hookrunner-native"), CONFIG, PAM_MODULE,
     Path("/usr/lib/hookrunner"), Path("/var/cache/hookrunner"),
     Path("/usr/share/doc/hookrunner"), Path("/usr/share/doc/libpam-hookrunner"),
     Path("/usr/share/man/man8/hookrunner.8.gz"), Path("/usr/share/man/man5/hookrunner.toml.5.gz"),

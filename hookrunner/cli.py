@@ -77,6 +77,7 @@ def _main(args: list[str]) -> int:
     ns = parser.parse_args(args)
     if ns.command is None:
         raise UsageError("missing command (run, list, check, simulate); see --help")
+    ns.root = Path(os.path.abspath(ns.root))  # hooks run with cwd /: a relative root would break
     command = {"run": cmd_run, "list": cmd_list, "check": cmd_check, "simulate": cmd_simulate}
     return command[ns.command](ns)
 
@@ -115,7 +116,7 @@ def _run_args(args: list[str]) -> _RunArgs | None:
                     return None
                 ns.msg_fd = int(value)
             elif name == "--root":
-                ns.root = Path(value)
+                ns.root = Path(os.path.abspath(value))
             else:
                 ns.config = Path(value)
         elif arg == "--ignore-empty":

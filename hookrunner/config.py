@@ -6,18 +6,18 @@ Errors name the file, the key and (where TOML lets us find it) the line:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .phases import PHASES
 
 DEFAULT_PATH = Path("etc/security/hookrunner.toml")  # below --root (default /)
-NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# \Z, not $: "$" also matches before a final newline ("nobody\n").
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]+\Z")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 # Never passed to a hook, whatever the config says (sudo's env.c, glibc's UNSECURE_ENVVARS).
 FORBIDDEN_ENV_RE = re.compile(r"^(LD_.*|PYTHON.*|BASH_ENV|ENV|IFS|BASH_FUNC_.*|PERL5.*|GCONV_PATH|LOCPATH)$")
 
@@ -26,8 +26,9 @@ class ConfigError(Exception):
     """A configuration problem; str() is the one line the user sees."""
 
 
-@dataclasses.dataclass(frozen=True)
-class HookConfig:
+# NamedTuples, not frozen dataclasses: importing dataclasses (and inspect) would cost every
+# PAM phase about half the interpreter's start-up.
+class HookConfig(NamedTuple):
     timeout: float | None = None  # None: the global timeout
     optional: bool = False
     runas: str | None = None  # a user name, or "@user" for the PAM user
@@ -36,14 +37,12 @@ class HookConfig:
     args: tuple[str, ...] = ()
 
 
-@dataclasses.dataclass(frozen=True)
-class PhaseConfig:
+class PhaseConfig(NamedTuple):
     stop_on_failure: bool | None = None  # None: the phase's default
     timeout: float | None = None  # None: the global phase_timeout
 
 
-@dataclasses.dataclass(frozen=True)
-class Config:
+class Config(NamedTuple):
     path: Path | None = None
     timeout: float = 10.0
     phase_timeout: float = 30.0
@@ -51,8 +50,8 @@ class Config:
     max_output: int = 65536
     pass_env: tuple[str, ...] = ()
     log_file: str | None = None
-    phases: Mapping[str, PhaseConfig] = dataclasses.field(default_factory=dict)
-    hooks: Mapping[str, HookConfig] = dataclasses.field(default_factory=dict)
+    phases: Mapping[str, PhaseConfig] = {}  # shared by default Configs: a Mapping, never written
+    hooks: Mapping[str, HookConfig] = {}
 
     def hook(self, name: str) -> HookConfig:
         return self.hooks.get(name, _DEFAULT_HOOK)
@@ -83,16 +82,23 @@ def load_config(path: Path, *, required: bool = False) -> Config:
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 (byte {e.start})") from None
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: {_toml_message(e)}") from None
+        raise ConfigError(f"{path}:{_toml_message(e, text)}") from None
+    except RecursionError:  # tomllib recurses into nested arrays and inline tables
+        raise ConfigError(f"{path}: values nested too deeply") from None
     return _Validator(path, text).config(data)
 
 
-def _toml_message(e: Exception) -> str:
-    # "Invalid value (at line 3, column 11)" -> "3: invalid value (column 11)"
-    m = re.match(r"(.*) \(at line (\d+), column (\d+)\)$", str(e))
-    if not m:
-        return str(e)
-    return f"{m[2]}: {m[1][:1].lower()}{m[1][1:]} (column {m[3]})"
+def _toml_message(e: Exception, text: str) -> str:
+    # "Invalid value (at line 3, column 11)" -> "3: invalid value (column 11)", to follow "FILE:"
+    message = str(e)
+    m = re.match(r"(.*) \(at line (\d+), column (\d+)\)\Z", message, re.S)
+    if m:
+        line, what = m[2], f"{m[1]} (column {m[3]})"
+    elif m := re.match(r"(.*) \(at end of document\)\Z", message, re.S):
+        line, what = str(text.count("\n") + 1), f"{m[1]} (at end of file)"
+    else:
+        return f" {message}"
+    return f"{line}: {what[:1].lower()}{what[1:]}"
 
 
 class _Validator:
@@ -112,8 +118,9 @@ class _Validator:
         current: list[str] = []
         for number, line in enumerate(self.lines, 1):
             stripped = line.strip()
-            if stripped.startswith("["):
-                current = _split_key(stripped.strip("[]"))
+            header = re.match(r"\[\[?(.*?)\]\]?\s*(#.*)?\Z", stripped)
+            if header:
+                current = _split_key(header[1])
                 if current == [*table, last]:
                     return number
             elif current == table and key_re.match(line):
@@ -211,7 +218,7 @@ class _Validator:
             self.unknown(table, known, prefix)
             runas = table.get("runas")
             if runas is not None and (not isinstance(runas, str) or not (
-                runas == "@user" or re.match(r"^[a-z_][a-z0-9_.-]*\$?$", runas, re.I)
+                runas == "@user" or re.match(r"^[a-z_][a-z0-9_.-]*\$?\Z", runas, re.I)
             )):
                 raise self.error(prefix + "runas", f"expected a user name or \"@user\", got {runas!r}")
             args = table.get("args", [])
@@ -228,8 +235,15 @@ class _Validator:
         return hooks
 
 
+_ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
+
+
 def _quote(key: str) -> str:
-    return key if re.match(r"^[A-Za-z0-9_-]+$", key) else '"' + key.replace('"', '\\"') + '"'
+    """A key as TOML would spell it: bare, or a basic string, escaped so a message stays one line."""
+    if NAME_RE.match(key):
+        return key
+    return '"' + "".join(_ESCAPES.get(c) or (c if c.isprintable() else f"\\U{ord(c):08x}")
+                         for c in key) + '"'
 
 
 def _split_key(dotted: str) -> list[str]:

@@ -19,7 +19,8 @@ LAYERS: tuple[str, ...] = (
     "usr/local/lib/hookrunner",
     "usr/lib/hookrunner",
 )
-NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")  # run-parts' default (--lsbsysinit off)
+# run-parts' default (--lsbsysinit off); \Z, not $, which would also match before a final "\n"
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]+\Z")
 DEV_NULL = "/dev/null"
 
 Kind = Literal["exec", "python", "entrypoint"]
@@ -101,7 +102,8 @@ def discover(
 
 def _scan(directory: Path) -> Iterable[Candidate]:
     try:
-        entries = list(os.scandir(directory))
+        # Sorted, so that "50-x" beats "50-x.py" (the same hook name) whatever the file system's order.
+        entries = sorted(os.scandir(directory), key=lambda e: os.fsencode(e.name))
     except (FileNotFoundError, NotADirectoryError):
         return  # a missing layer is normal
     except OSError as e:

@@ -110,6 +110,9 @@ class Dispatch:
                 self.log.warning(f"{self.phase.name}.d/{escape(candidate.name)} {result.message} "
                                  f"{fields(self.items)}")
                 continue
+            if result.outcome == "skip":  # an installed plugin without this phase's hook
+                self.log.debug(f"{self.phase.name}.d/{escape(candidate.name)} {result.message}")
+                continue
             ran.append(Ran(candidate, result, hook_cfg.optional))
             self.report(candidate, result, hook_cfg.optional)
             if hook_cfg.show_output and result.stdout:
@@ -205,11 +208,11 @@ class Dispatch:
         """One log record per hook: phase, name, outcome, status or signal, duration, who."""
         what = f"{self.phase.name}.d/{escape(candidate.name)} {result.message}"
         extra = f" ({int(result.duration * 1000)} ms{', optional' if optional else ''})"
-        record = f"{what}{extra} {fields(self.items)}"
+        record = f"{what}{extra} {fields(self.items)} outcome={result.outcome}"
         if result.ok:
             self.log.info(record)
         else:
-            self.log.warning(f"{record} outcome={result.outcome}")
+            self.log.warning(record)
         if candidate.kind != "exec" and result.stderr:  # a plugin's traceback
             self.log.debug(f"{self.phase.name}.d/{escape(candidate.name)}: {escape(result.stderr)}")
         for name, data in (("stdout", result.stdout), ("stderr", result.stderr)):

@@ -12,6 +12,10 @@ from collections.abc import Mapping
 from typing import TextIO
 
 _SAFE = frozenset(range(0x20, 0x7F)) - {ord("\\"), ord('"')}
+# A record must fit in one syslog datagram: one too big for the socket is dropped whole,
+# so a 64 KiB user name would make its login vanish from syslog.
+MAX_VALUE = 256  # bytes of a PAM value shown in a record; the length is given beyond that
+MAX_RECORD = 8000  # characters of a record (rsyslog's default limit is 8 KiB)
 
 
 def escape(value: str | bytes | None) -> str:
@@ -23,9 +27,21 @@ def escape(value: str | bytes | None) -> str:
     return f'"{text}"' if (" " in text or not text) else text
 
 
+def _escape_char(c: str) -> str:
+    # Control characters (C0, DEL, C1), line and paragraph separators, bidi overrides, lone
+    # surrogates: what could end a line, forge a record or drive a terminal.
+    return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+
+
+def _bounded(value: bytes | None) -> str:
+    if value is None or len(value) <= MAX_VALUE:
+        return escape(value)
+    return f"{escape(value[:MAX_VALUE])}...({len(value)} bytes)"
+
+
 def fields(items: Mapping[bytes, bytes]) -> str:
     return " ".join(
-        f"{key}={escape(items.get(var))}"
+        f"{key}={_bounded(items.get(var))}"
         for key, var in (("user", b"PAM_USER"), ("service", b"PAM_SERVICE"),
                          ("rhost", b"PAM_RHOST"))
     )
@@ -56,8 +72,12 @@ class Log:
             self._emit(7, message)
 
     def _emit(self, priority: int, message: str) -> None:
-        # The caller has escaped hostile values; this is the last line of defence.
-        message = message.replace("\n", "\\x0a").replace("\r", "\\x0d")
+        # The caller has escaped hostile values; this is the last line of defence (a plugin's
+        # Deny message may quote ctx.user): no control or format character reaches a log.
+        if not message.isprintable():
+            message = "".join(c if c.isprintable() else _escape_char(c) for c in message)
+        if len(message) > MAX_RECORD:
+            message = f"{message[:MAX_RECORD]}... ({len(message) - MAX_RECORD} more characters)"
         if self.use_syslog:
             self._syslog(priority, message)
         if self.path:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 class Phase(NamedTuple):
@@ -21,6 +24,22 @@ PHASES: tuple[Phase, ...] = (
 )
 
 _BY_WORD = {p.name: p for p in PHASES} | {p.pam_type: p for p in PHASES}
+
+
+# (attribute, environment variable) — the table of pam_exec.c's env_items.
+PAM_ITEMS: tuple[tuple[str, bytes], ...] = (
+    ("user", b"PAM_USER"),
+    ("service", b"PAM_SERVICE"),
+    ("rhost", b"PAM_RHOST"),
+    ("ruser", b"PAM_RUSER"),
+    ("tty", b"PAM_TTY"),
+    ("pam_type", b"PAM_TYPE"),
+)
+
+
+def items_from_environ(environ: Mapping[bytes, bytes]) -> dict[bytes, bytes]:
+    """The PAM items that pam_exec (or pam_hookrunner.so) put in our environment."""
+    return {var: environ[var] for _, var in PAM_ITEMS if var in environ}
 
 
 def resolve_phase(word: str | None) -> Phase | None:

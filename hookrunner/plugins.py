@@ -1,21 +1,31 @@
 """Python plugins: drop-in ``NAME.py`` files and installed entry points, run with pluggy.
 
 Only imported when a phase has a plugin, so a phase of executables never pays for pluggy.
-Each plugin's hook is called on its own, in a worker thread that is abandoned at its
-timeout (the dispatcher exits at the end of the phase, taking any stuck thread with it).
+
+Isolation: each plugin is loaded and its hook called on its own (a subset hook caller that
+holds only that plugin), in a worker thread the dispatcher waits for at most the hook's
+timeout. A plugin still running then is abandoned: the phase goes on, and the dispatcher
+leaves with ``os._exit`` at the end (``cli.main``), taking the thread with it. A plugin that
+never lets go of the GIL (a C loop, a catastrophic regular expression) would stop the
+dispatcher itself from waking up: ``faulthandler``'s watchdog, a C thread, then ends the
+process with exit status 1 (a failed phase) ``BACKSTOP`` seconds after the timeout, with
+the stuck thread's traceback on stderr. What a plugin prints to ``sys.stdout`` is captured
+like an executable's output (shown to the user only with ``show_output = true``).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import faulthandler
+import io
 import logging
 import os
+import re
+import sys
 import threading
 import time
-import traceback
 import types
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Collection
+from typing import TextIO, cast
 
 import pluggy
 
@@ -27,7 +37,18 @@ from .runner import HookResult, Outcome
 
 hookimpl = pluggy.HookimplMarker("hookrunner")
 
+BACKSTOP = 1.0  # seconds after a plugin's timeout before a GIL-holding plugin ends the process
+MAX_STDOUT = 65536  # bytes of a plugin's stdout kept
+
 _abandoned: list[threading.Thread] = []
+
+
+class LoadError(Exception):
+    """A plugin that cannot be loaded; str() is the one-line reason, with file and line."""
+
+
+class Refused(Exception):
+    """An installed plugin whose files fail the safety rules; str() is why."""
 
 
 def abandoned_threads() -> bool:
@@ -36,10 +57,13 @@ def abandoned_threads() -> bool:
 
 
 def new_manager() -> pluggy.PluginManager:
+    """A plugin manager that knows the five hookspecs; plugins are added by :func:`call`."""
     pm = pluggy.PluginManager("hookrunner")
     pm.add_hookspecs(hookspecs)
     return pm
 
+
+# -- logging: ctx.log ---------------------------------------------------------------------
 
 class _LogHandler(logging.Handler):
     def __init__(self, log: Log, prefix: str) -> None:
@@ -47,7 +71,14 @@ class _LogHandler(logging.Handler):
         self.log, self.prefix = log, prefix
 
     def emit(self, record: logging.LogRecord) -> None:
-        message = f"{self.prefix}: {escape(record.getMessage())}"
+        try:
+            text = record.getMessage()
+        except Exception:  # a bad format string must not fail the hook
+            text = f"{record.msg!r} {record.args!r}"
+        escaped = escape(text)
+        if len(escaped) >= 2 and escaped.startswith('"') and escaped.endswith('"'):
+            escaped = escaped[1:-1]  # escape() quotes text with spaces; inner quotes are \x22
+        message = f"{self.prefix}: {escaped}"
         if record.levelno >= logging.ERROR:
             self.log.error(message)
         elif record.levelno >= logging.WARNING:
@@ -59,42 +90,103 @@ class _LogHandler(logging.Handler):
 
 
 def plugin_logger(log: Log, phase: str, name: str) -> logging.Logger:
-    logger = logging.getLogger(f"hookrunner.{phase}.{name}")
+    """A logger of its own (not in logging's registry) that writes to ``log``."""
+    logger = logging.Logger(f"hookrunner.{phase}.{name}", logging.DEBUG)
     logger.propagate = False
-    logger.setLevel(logging.DEBUG)
-    if not logger.handlers:
-        logger.addHandler(_LogHandler(log, f"{phase}.d/{name}"))
+    logger.addHandler(_LogHandler(log, f"{phase}.d/{escape(name)}"))
     return logger
 
 
+def with_authtok(ctx: PamContext, authtok: bytes | None) -> PamContext:
+    if authtok is None:
+        return ctx
+    return ctx.for_hook(ctx.hook or "", authtok=os.fsdecode(authtok))
+
+
+# -- loading ------------------------------------------------------------------------------
+
 def load_file(pm: pluggy.PluginManager, candidate: Candidate, fd: int) -> types.ModuleType:
-    """Import a drop-in plugin from the descriptor that passed the safety check."""
+    """Import a drop-in plugin from the very descriptor that passed the safety check."""
     with os.fdopen(os.dup(fd), "rb") as f:
         source = f.read()
-    module = types.ModuleType(f"hookrunner_plugin_{candidate.name.replace('-', '_')}")
+    name = f"hookrunner_plugin_{candidate.name}"
+    module = types.ModuleType(name)
     module.__file__ = str(candidate.path)
-    code = compile(source, str(candidate.path), "exec", dont_inherit=True)
-    exec(code, module.__dict__)  # noqa: S102 — a root-owned, checked plugin file
-    _register(pm, module, candidate.name)
+    sys.modules[name] = module  # like importlib: dataclasses, pickle and typing look here
+    try:
+        code = compile(source, str(candidate.path), "exec", dont_inherit=True)
+        exec(code, module.__dict__)  # noqa: S102 — a root-owned, checked plugin file
+        _register(pm, module, candidate.name)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
     return module
 
 
 def load_entry_point(pm: pluggy.PluginManager, candidate: Candidate) -> object:
-    """Import an installed plugin: ``module`` or ``module:attr`` (like importlib.metadata)."""
+    """Import an installed plugin, ``module`` or ``module:attr``, after checking its files."""
     import importlib
 
-    module_name, _, attr = str(candidate.path).partition(":")
-    obj: object = importlib.import_module(module_name)
-    for part in filter(None, attr.split(".")):
+    from .entrypoints import check_module
+
+    value = str(candidate.path)
+    problem = check_module(value)
+    if problem is not None:
+        raise Refused(problem)
+    module_name, _, attr = value.partition(":")
+    obj: object = importlib.import_module(module_name.strip())
+    for part in filter(None, attr.strip().split(".")):
         obj = getattr(obj, part)
     _register(pm, obj, candidate.name)
     return obj
 
 
 def _register(pm: pluggy.PluginManager, plugin: object, name: str) -> None:
-    pm.register(plugin, name=name)
-    pm.check_pending()  # a misspelled hook (onsesionopen) is an error, not silence
+    """Register, then validate: a hook with the wrong arguments, or a misspelled one
+    (``onsesionopen``), is this plugin's error, not silence. A plugin that fails is
+    unregistered, so that the next plugin's check is about that plugin only."""
+    try:
+        pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as e:  # e.g. onsessionopen(context): not the spec's
+        _unregister(pm, name)
+        hook = re.search(r"for hook '(\w+)'", str(e))
+        where = _location(getattr(plugin, hook[1], None)) if hook else ""
+        raise LoadError(str(e).replace("\n", "; ") + where) from None
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError:
+        unknown = _unknown_hooks(pm, plugin)
+        _unregister(pm, name)
+        raise LoadError("; ".join(unknown) or "hook validation failed") from None
 
+
+def _unregister(pm: pluggy.PluginManager, name: str) -> None:
+    if pm.get_plugin(name) is not None:
+        pm.unregister(name=name)
+
+
+def _unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    import difflib
+
+    known = [name for name in vars(hookspecs) if name.startswith("on")]
+    problems = []
+    for name, caller in vars(pm.hook).items():
+        if name.startswith("_") or caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.plugin is plugin and not impl.optionalhook:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                problems.append(f"unknown hook {name!r}{hint}{_location(impl.function)}")
+    return problems
+
+
+def _location(function: object) -> str:
+    code = getattr(function, "__code__", None)
+    return f" at {code.co_filename}:{code.co_firstlineno}" if code is not None else ""
+
+
+# -- calling ------------------------------------------------------------------------------
 
 def call(
     pm: pluggy.PluginManager,
@@ -104,19 +196,34 @@ def call(
     load: Callable[[], object],
 ) -> HookResult:
     """Load the plugin and call its hook for ``ctx.phase`` in a worker, at most ``timeout``."""
-    box: dict[str, HookResult] = {}
+    results: list[HookResult] = []
+    printed: list[bytes] = []
     start = time.monotonic()
+    stdout = _capture_stdout()
 
     def work() -> None:
-        box["result"] = _load_and_call(pm, candidate, ctx, load, start)
+        stdout.start()
+        try:
+            results.append(_load_and_call(pm, candidate, ctx, load, start))
+        finally:
+            printed.append(stdout.stop())
 
     worker = threading.Thread(target=work, name=f"plugin {candidate.name}", daemon=True)
-    worker.start()
-    worker.join(timeout)
+    fd, close = _stderr_fd()
+    faulthandler.dump_traceback_later(timeout + BACKSTOP, exit=True, file=fd)
+    try:
+        worker.start()
+        worker.join(timeout)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+        if close:
+            os.close(fd)
     if worker.is_alive():
         _abandoned.append(worker)
         return HookResult("timeout", f"timed out after {timeout:g} s", time.monotonic() - start)
-    return box.get("result") or HookResult("error", "plugin worker died", time.monotonic() - start)
+    if not results:
+        return HookResult("error", "plugin worker died", time.monotonic() - start)
+    return results[0]._replace(stdout=printed[0]) if printed and printed[0] else results[0]
 
 
 def _load_and_call(pm: pluggy.PluginManager, candidate: Candidate, ctx: PamContext,
@@ -124,43 +231,127 @@ def _load_and_call(pm: pluggy.PluginManager, candidate: Candidate, ctx: PamConte
     def result(outcome: Outcome, message: str, tb: str = "") -> HookResult:
         return HookResult(outcome, message, time.monotonic() - start, stderr=tb.encode())
 
+    own = {str(candidate.path)}
     try:
-        load()
+        plugin = load()
+    except Refused as e:  # skipped with a logged reason, like an unsafe hook file
+        return result("refused", f"refused: {e}")
+    except LoadError as e:
+        return result("error", f"failed to load: {e}")
     except BaseException as e:
-        return result("error", f"failed to load: {_describe(e)}", traceback.format_exc())
-    caller = getattr(pm.hook, ctx.phase)
-    impls = [i for i in caller.get_hookimpls() if i.plugin_name == candidate.name]
-    if not impls:
+        return result("error", f"failed to load: {_describe(e, own)}", _traceback(e))
+    own.add(str(getattr(plugin, "__file__", "")))
+    if not [i for i in getattr(pm.hook, ctx.phase).get_hookimpls() if i.plugin is plugin]:
         if candidate.kind == "entrypoint":
-            return result("ok", f"implements no {ctx.phase} hook")
+            return result("skip", f"implements no {ctx.phase} hook")
         return result("error", f"defines no @hookimpl {ctx.phase}(ctx)")
-    for impl in impls:
-        kwargs: dict[str, Any] = {name: ctx for name in impl.argnames if name == "ctx"}
-        try:
-            value = impl.function(**kwargs)
-        except Deny as e:
-            return result("deny", f"denied: {e}" if str(e) else "denied")
-        except BaseException as e:
-            return result("error", f"raised {_describe(e)}", traceback.format_exc())
-        if value is False:
-            return result("deny", "returned False")
+    others = [p for p in pm.get_plugins() if p is not plugin]
+    caller = pm.subset_hook_caller(ctx.phase, remove_plugins=others)
+    try:
+        values = caller(ctx=ctx)
+    except Deny as e:
+        return result("deny", f"denied: {e}" if str(e) else "denied")
+    except BaseException as e:
+        return result("error", f"raised {_describe(e, own)}", _traceback(e))
+    if any(value is False for value in values):
+        return result("fail", "returned False")
     return result("ok", "returned")
 
 
-def _describe(e: BaseException) -> str:
-    """``ValueError: bad (50-x.py:12)`` — the exception and where it happened."""
+def _describe(e: BaseException, own: Collection[str] = ()) -> str:
+    """``ValueError: bad (/etc/security/onauth.d/50-x.py:12)``: what, and where in the plugin.
+
+    The place is the deepest frame in the plugin's own file if there is one, else the deepest.
+    """
+    import traceback
+
     where = ""
     if isinstance(e, SyntaxError) and e.filename:
         where = f" ({e.filename}:{e.lineno})"
     else:
         frames = traceback.extract_tb(e.__traceback__)
-        if frames:
-            where = f" ({frames[-1].filename}:{frames[-1].lineno})"
-    text = str(e.msg if isinstance(e, SyntaxError) else e)
+        mine = [f for f in frames if f.filename in own]
+        if mine or frames:
+            frame = (mine or frames)[-1]
+            where = f" ({frame.filename}:{frame.lineno})"
+    text = str(e.msg if isinstance(e, SyntaxError) else e).replace("\n", "; ")
     return f"{type(e).__name__}: {text}{where}" if text else f"{type(e).__name__}{where}"
 
 
-def with_authtok(ctx: PamContext, authtok: bytes | None) -> PamContext:
-    if authtok is None:
-        return ctx
-    return dataclasses.replace(ctx, authtok=os.fsdecode(authtok))
+def _traceback(e: BaseException) -> str:
+    """The traceback from the plugin's first frame on (hookrunner's and pluggy's left out)."""
+    import traceback
+
+    internal = (os.path.dirname(__file__) + os.sep, os.path.dirname(pluggy.__file__) + os.sep)
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None and \
+            tb.tb_frame.f_code.co_filename.startswith(internal):
+        tb = tb.tb_next
+    if tb is not None and tb.tb_frame.f_code.co_filename.startswith(internal):
+        tb = None  # a SyntaxError: its own file, line and caret say it all
+    return "".join(traceback.format_exception(type(e), e, tb))
+
+
+def _stderr_fd() -> tuple[int, bool]:
+    """Where the backstop writes the stuck thread's traceback: stderr, or /dev/null (closed
+    by the caller)."""
+    try:
+        fd = sys.__stderr__.fileno() if sys.__stderr__ is not None else -1
+        os.fstat(fd)
+        return fd, False
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC), True
+
+
+# -- stdout -------------------------------------------------------------------------------
+
+class _Stdout(io.TextIOBase):
+    """``sys.stdout`` while plugins run: a plugin thread's writes go to its own buffer, the
+    rest to the real stdout (with ``pam_exec.so stdout`` that is the user's terminal)."""
+
+    def __init__(self, real: TextIO | None) -> None:
+        super().__init__()
+        self.real = real
+        self.local = threading.local()
+
+    def start(self) -> None:
+        self.local.buffer = io.StringIO()
+
+    def stop(self) -> bytes:
+        buffer: io.StringIO | None = getattr(self.local, "buffer", None)
+        self.local.buffer = None
+        data = buffer.getvalue() if buffer is not None else ""
+        return data.encode("utf-8", "surrogateescape")[:MAX_STDOUT]
+
+    def write(self, text: str) -> int:
+        buffer: io.StringIO | None = getattr(self.local, "buffer", None)
+        if buffer is not None:
+            if buffer.tell() < MAX_STDOUT:
+                buffer.write(text)
+            return len(text)
+        return self.real.write(text) if self.real is not None else len(text)
+
+    def flush(self) -> None:
+        if self.real is not None and getattr(self.local, "buffer", None) is None:
+            self.real.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        if self.real is None:
+            raise io.UnsupportedOperation("fileno")
+        return self.real.fileno()
+
+    def isatty(self) -> bool:
+        return self.real is not None and self.real.isatty()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.real.encoding if self.real is not None else "utf-8"
+
+
+def _capture_stdout() -> _Stdout:
+    if not isinstance(sys.stdout, _Stdout):
+        sys.stdout = cast(TextIO, _Stdout(sys.stdout))
+    return cast(_Stdout, sys.stdout)

@@ -17,7 +17,7 @@ from typing import Literal, NamedTuple
 
 from . import reaper
 
-Outcome = Literal["ok", "fail", "signal", "timeout", "error", "deny", "refused"]
+Outcome = Literal["ok", "fail", "signal", "timeout", "error", "deny", "refused", "skip"]
 DRAIN_SECONDS = 0.05  # after the hook exits, how long leftover output may still trickle in
 # Linux's numbers, the same on every architecture; not `import signal` (its enums are slow).
 SIGKILL, SIGPIPE, SIGTERM, SIGXFSZ = 9, 13, 15, 25

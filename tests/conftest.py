@@ -1,0 +1,34 @@
+"""Shared fixtures: ``hooktree`` (a root-owned fake root for ``--root``) and ``run_hookrunner``.
+
+The helpers themselves live in hooktree.py, so that test modules can import them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hooktree import MAIN, PYTHON, REPO, HookTree, RunHookrunner, run_hookrunner
+
+__all__ = ["MAIN", "PYTHON", "REPO", "HookTree", "run_hookrunner"]  # older tests import them from here
+
+
+@pytest.fixture
+def hooktree(tmp_path: Path) -> Iterator[HookTree]:
+    if os.geteuid() != 0:
+        pytest.skip("hook trees must be owned by root (safety rules): run the tests as root")
+    old = os.umask(0o022)  # so that every directory the test creates is 755
+    try:
+        root, out = tmp_path / "root", tmp_path / "out"
+        root.mkdir()
+        out.mkdir()
+        yield HookTree(root, out)
+    finally:
+        os.umask(old)
+
+
+@pytest.fixture(name="run_hookrunner")
+def run_hookrunner_fixture() -> RunHookrunner:
+    return run_hookrunner

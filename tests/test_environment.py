@@ -1,0 +1,110 @@
+"""The environment a hook gets: exactly the allowlist, values byte for byte."""
+
+from __future__ import annotations
+
+import pwd
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hookrunner.context import PAM_ITEMS, items_from_environ
+from hookrunner.environment import FIXED_PATH, hook_environment
+
+ITEMS = {b"PAM_USER": b"alice", b"PAM_SERVICE": b"sshd", b"PAM_RHOST": b"192.0.2.7",
+         b"PAM_RUSER": b"bob", b"PAM_TTY": b"ssh", b"PAM_TYPE": b"auth"}
+FORBIDDEN = ["LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "LD_DEBUG", "PYTHONPATH", "PYTHONHOME",
+             "PYTHONSTARTUP", "PYTHONINSPECT", "BASH_ENV", "ENV", "IFS", "BASH_FUNC_ls%%", "BASH_FUNC_x",
+             "PERL5LIB", "PERL5OPT", "GCONV_PATH", "LOCPATH"]
+RESERVED = ["PATH", "HOME", "USER", "LOGNAME", "SHELL", "PAM_USER", "PAM_RHOST", "PAM_AUTHTOK",
+            "HOOKRUNNER_PHASE", "HOOKRUNNER_HOOK", "HOOKRUNNER_X"]
+
+
+def test_exact_allowlist() -> None:
+    caller = {b"HOME": b"/root", b"LANG": b"C.UTF-8", b"LD_PRELOAD": b"/x.so", b"TERM": b"xterm",
+              b"SSH_AUTH_SOCK": b"/tmp/s", b"PAM_USER": b"mallory"}
+    env = hook_environment(ITEMS, "onauth", "10-x", caller=caller)
+    assert env == {**ITEMS, b"HOOKRUNNER_PHASE": b"onauth", b"HOOKRUNNER_HOOK": b"10-x", b"PATH": FIXED_PATH}
+
+
+def test_unset_items_are_absent_not_empty() -> None:
+    env = hook_environment({b"PAM_USER": b"alice"}, "onsessionopen", "10-x")
+    assert env == {b"PAM_USER": b"alice", b"HOOKRUNNER_PHASE": b"onsessionopen", b"HOOKRUNNER_HOOK": b"10-x",
+                   b"PATH": FIXED_PATH}
+
+
+def test_empty_item_is_passed_as_empty() -> None:
+    assert hook_environment({b"PAM_RHOST": b""}, "onauth", "x")[b"PAM_RHOST"] == b""
+
+
+def test_fixed_path() -> None:
+    assert FIXED_PATH == b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def test_items_only_pam_names() -> None:
+    env = hook_environment({b"PAM_USER": b"a", b"LD_PRELOAD": b"/x.so", b"PATH": b"/tmp"}, "onauth", "x")
+    assert b"LD_PRELOAD" not in env
+    assert env[b"PATH"] == FIXED_PATH
+
+
+def test_pass_env_passes_named_variables_that_are_set() -> None:
+    caller = {b"LANG": b"de_DE.UTF-8", b"TZ": b"UTC", b"OTHER": b"1"}
+    env = hook_environment(ITEMS, "onauth", "x", pass_env=["LANG", "TZ", "UNSET"], caller=caller)
+    assert (env[b"LANG"], env[b"TZ"]) == (b"de_DE.UTF-8", b"UTC")
+    assert b"OTHER" not in env and b"UNSET" not in env
+
+
+@pytest.mark.parametrize("name", FORBIDDEN)
+def test_forbidden_names_never_pass_even_in_pass_env(name: str) -> None:
+    key = name.encode()
+    env = hook_environment(ITEMS, "onauth", "x", pass_env=[name, "LANG"],
+                           caller={key: b"() { evil; }", b"LANG": b"C"})
+    assert key not in env
+    assert env[b"LANG"] == b"C"
+
+
+@pytest.mark.parametrize("name", RESERVED)
+def test_reserved_names_cannot_be_supplied_or_overridden_by_pass_env(name: str) -> None:
+    key = name.encode()
+    items = {b"PAM_USER": b"alice"}
+    env = hook_environment(items, "onauth", "x", pass_env=[name], caller={key: b"from-caller"})
+    assert env.get(key) != b"from-caller"
+    assert env[b"PATH"] == FIXED_PATH
+    assert env[b"PAM_USER"] == b"alice"
+    assert env[b"HOOKRUNNER_HOOK"] == b"x"
+
+
+def test_runas_adds_the_users_home_user_logname_shell() -> None:
+    nobody = pwd.getpwnam("nobody")
+    env = hook_environment(ITEMS, "onsessionopen", "x", user=nobody,
+                           pass_env=["HOME", "USER"], caller={b"HOME": b"/root", b"USER": b"root"})
+    assert env[b"HOME"] == nobody.pw_dir.encode()
+    assert env[b"USER"] == env[b"LOGNAME"] == b"nobody"
+    assert env[b"SHELL"] == nobody.pw_shell.encode()
+    assert set(env) == {*ITEMS, b"HOOKRUNNER_PHASE", b"HOOKRUNNER_HOOK", b"PATH", b"HOME", b"USER",
+                        b"LOGNAME", b"SHELL"}
+
+
+def test_runas_user_without_shell_gets_bin_sh() -> None:
+    entry = pwd.struct_passwd(("svc", "x", 999, 999, "", "/var/lib/svc", ""))
+    assert hook_environment({}, "onauth", "x", user=entry)[b"SHELL"] == b"/bin/sh"
+
+
+def test_items_from_environ_takes_the_pam_table_only() -> None:
+    environ = {b"PAM_USER": b"a\xff\nb", b"PAM_TTY": b"", b"PAM_AUTHTOK": b"secret", b"PAM_FOO": b"1",
+               b"LD_PRELOAD": b"x"}
+    assert items_from_environ(environ) == {b"PAM_USER": b"a\xff\nb", b"PAM_TTY": b""}
+    assert [var for _, var in PAM_ITEMS] == [b"PAM_USER", b"PAM_SERVICE", b"PAM_RHOST", b"PAM_RUSER",
+                                             b"PAM_TTY", b"PAM_TYPE"]
+
+
+values = st.binary(max_size=64).filter(lambda b: b"\0" not in b)
+
+
+@given(st.fixed_dictionaries({}, optional={var: values for _, var in PAM_ITEMS}),
+       st.dictionaries(st.binary(min_size=1, max_size=12).filter(lambda b: b"=" not in b and b"\0" not in b),
+                       values, max_size=6))
+def test_values_pass_byte_for_byte_and_nothing_else(items: dict[bytes, bytes],
+                                                    caller: dict[bytes, bytes]) -> None:
+    env = hook_environment(items, "onauth", "h", caller=caller)
+    assert env == {**items, b"HOOKRUNNER_PHASE": b"onauth", b"HOOKRUNNER_HOOK": b"h", b"PATH": FIXED_PATH}

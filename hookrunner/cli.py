@@ -277,13 +277,17 @@ def read_authtok(fd: int) -> bytes | None:
 
 def _checked_candidates(dispatch: Dispatch) -> list[tuple[str, ...]]:
     """(name, path, kind, action, reason) with the safety rules applied to runnable files."""
+    from .entrypoints import check_module
     from .safety import check_file
 
     rows: list[tuple[str, ...]] = []
     for c in dispatch.candidates():
         action, reason = str(c.action), c.reason
-        if action == "run" and c.kind != "entrypoint":
-            problem = check_file(c.path, dispatch.root)
+        if action == "run":
+            if c.kind == "entrypoint":
+                problem = check_module(str(c.path))
+            else:
+                problem = check_file(c.path, dispatch.root)
             if problem:
                 action, reason = "skip", f"refused: {problem}"
         rows.append((c.name, str(c.path), c.kind, action, reason))

@@ -1,0 +1,380 @@
+"""Python plugins through the real dispatcher (``python -I -S hookrunner/__main__.py``):
+ordering among executables across layers, masking, isolation of failures, timeouts, the
+context a plugin sees, the cost of not having plugins, and the docs of every hookspec.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from hooktree import MAIN, PYTHON, REPO, HookTree, run_hookrunner
+
+import hookrunner.hookspecs
+from hookrunner.entrypoints import CACHE
+
+SESSION = {"PAM_USER": "alice", "PAM_SERVICE": "sshd", "PAM_RHOST": "203.0.113.9"}
+
+
+def script(tree: HookTree, name: str) -> str:
+    """An executable hook that appends its name to OUT/order."""
+    return f"#!/bin/sh\necho {name} >> {tree.out}/order\n"
+
+
+def plugin(tree: HookTree, phase: str, name: str, body: str = "pass") -> str:
+    """A plugin file that appends its name to OUT/order, then runs ``body``."""
+    return (f"import hookrunner\n\n@hookrunner.hookimpl\ndef {phase}(ctx):\n"
+            f"    with open({str(tree.out / 'order')!r}, 'a') as f:\n"
+            f"        f.write({name!r} + '\\n')\n"
+            + "".join(f"    {line}\n" for line in body.splitlines()))
+
+
+def order(tree: HookTree) -> list[str]:
+    path = tree.out / "order"
+    return path.read_text().split() if path.exists() else []
+
+
+def log(tree: HookTree) -> str:
+    path = tree.out / "log"
+    return path.read_text() if path.exists() else ""
+
+
+def config(tree: HookTree, extra: str = "") -> None:
+    tree.config(f'log_file = "{tree.out}/log"\n{extra}')
+
+
+def test_onsessionopen_interleaves_scripts_and_plugins_across_layers(hooktree: HookTree) -> None:
+    t = hooktree
+    config(t)
+    t.hook("onsessionopen", "10-a", script(t, "10-a"))
+    t.hook("onsessionopen", "20-b.py", plugin(t, "onsessionopen", "20-b"), 0o644, "usr/lib/hookrunner")
+    t.hook("onsessionopen", "30-c", script(t, "30-c"), layer="run/hookrunner")
+    t.hook("onsessionopen", "40-d.py", plugin(t, "onsessionopen", "40-d"), 0o644,
+           "usr/local/lib/hookrunner")
+    # masked by a symlink to /dev/null in /etc/security, and by an empty file
+    t.hook("onsessionopen", "50-masked.py", plugin(t, "onsessionopen", "50-masked"), 0o644,
+           "usr/lib/hookrunner")
+    (t.dir("onsessionopen") / "50-masked").symlink_to("/dev/null")
+    t.hook("onsessionopen", "55-empty.py", plugin(t, "onsessionopen", "55-empty"), 0o644,
+           "usr/lib/hookrunner")
+    t.hook("onsessionopen", "55-empty.py", "", 0o644)
+    # the admin's plugin replaces the packaged executable of the same name
+    t.hook("onsessionopen", "60-over", script(t, "60-packaged"), layer="usr/lib/hookrunner")
+    t.hook("onsessionopen", "60-over.py", plugin(t, "onsessionopen", "60-admin"), 0o644)
+    t.hook("onsessionopen", "70-e", script(t, "70-e"), layer="usr/lib/hookrunner")
+
+    result = t.run("run", "onsessionopen", env=SESSION)
+    assert result.returncode == 0, result.stderr
+    assert order(t) == ["10-a", "20-b", "30-c", "40-d", "60-admin", "70-e"]
+    assert "onsessionopen.d/20-b returned" in log(t)
+
+    rows = json.loads(t.run("list", "onsessionopen", "--json").stdout)
+    got = [(r["name"], r["kind"], r["action"]) for r in rows]
+    assert got == [
+        ("10-a", "exec", "run"), ("20-b", "python", "run"), ("30-c", "exec", "run"),
+        ("40-d", "python", "run"), ("50-masked", "exec", "mask"), ("50-masked", "python", "skip"),
+        ("55-empty", "python", "mask"), ("55-empty", "python", "skip"),
+        ("60-over", "exec", "skip"), ("60-over", "python", "run"), ("70-e", "exec", "run"),
+    ]
+
+
+# Each failing plugin sits between 10-first and 90-last in a session phase: the failure is
+# its own, the log names it with the documented message, and 90-last still runs.
+FAILURES = {
+    "raises": ("def helper():\n    raise ValueError('boom')\n" + "@hookrunner.hookimpl\n"
+               "def onsessionopen(ctx):\n    helper()\n",
+               r"onsessionopen\.d/50-bad raised ValueError: boom \(\S+/50-bad\.py:3\).*outcome=error"),
+    "returns-false": ("@hookrunner.hookimpl\ndef onsessionopen(ctx):\n    return False\n",
+                      r"onsessionopen\.d/50-bad returned False .*outcome=fail"),
+    "deny": ("@hookrunner.hookimpl\ndef onsessionopen(ctx):\n    raise hookrunner.Deny('not now')\n",
+             r"onsessionopen\.d/50-bad denied: not now .*outcome=deny"),
+    "syntax-error": ("@hookrunner.hookimpl\ndef onsessionopen(ctx:\n    pass\n",
+                     r"onsessionopen\.d/50-bad failed to load: SyntaxError: .*\(\S+/50-bad\.py:3\)"
+                     r".*outcome=error"),
+    "import-error": ("import no_such_module_for_hookrunner\n",
+                     r"onsessionopen\.d/50-bad failed to load: ModuleNotFoundError: No module named "
+                     r"'no_such_module_for_hookrunner' \(\S+/50-bad\.py:2\).*outcome=error"),
+    "misspelled-hook": ("@hookrunner.hookimpl\ndef onsesionopen(ctx):\n    pass\n",
+                        r"onsessionopen\.d/50-bad failed to load: unknown hook 'onsesionopen' \(did you "
+                        r"mean 'onsessionopen'\?\) at \S+/50-bad\.py:2 .*outcome=error"),
+    "wrong-argument": ("@hookrunner.hookimpl\ndef onsessionopen(context):\n    pass\n",
+                       r"onsessionopen\.d/50-bad failed to load: Plugin '50-bad' for hook 'onsessionopen'; "
+                       r"hookimpl definition: onsessionopen\(context\);.* at \S+/50-bad\.py:2 .*outcome=error"),
+    "no-hookimpl": ("def onsessionopen(ctx):\n    pass\n",
+                    r"onsessionopen\.d/50-bad defines no @hookimpl onsessionopen\(ctx\).*outcome=error"),
+    "infinite-loop": ("@hookrunner.hookimpl\ndef onsessionopen(ctx):\n    while True:\n        pass\n",
+                      r"onsessionopen\.d/50-bad timed out after 0\.5 s .*outcome=timeout"),
+    "sleeps-forever": ("import time\n@hookrunner.hookimpl\ndef onsessionopen(ctx):\n    time.sleep(3600)\n",
+                       r"onsessionopen\.d/50-bad timed out after 0\.5 s .*outcome=timeout"),
+    "exits": ("import sys\n@hookrunner.hookimpl\ndef onsessionopen(ctx):\n    sys.exit(0)\n",
+              r"onsessionopen\.d/50-bad raised SystemExit: 0 .*outcome=error"),
+}
+
+
+@pytest.mark.parametrize("kind", FAILURES)
+def test_onsessionopen_failing_plugin_is_isolated(hooktree: HookTree, kind: str) -> None:
+    t = hooktree
+    source, expected = FAILURES[kind]
+    config(t, '[hook."50-bad"]\ntimeout = 0.5\n')
+    t.hook("onsessionopen", "10-first", script(t, "10-first"))
+    t.hook("onsessionopen", "50-bad.py", "import hookrunner\n" + source, 0o644)
+    t.hook("onsessionopen", "60-good.py", plugin(t, "onsessionopen", "60-good"), 0o644)
+    t.hook("onsessionopen", "90-last", script(t, "90-last"))
+    start = time.monotonic()
+    result = t.run("run", "onsessionopen", env=SESSION, timeout=10)
+    elapsed = time.monotonic() - start
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert order(t) == ["10-first", "60-good", "90-last"]
+    assert re.search(expected, log(t)), log(t)
+    assert "onsessionopen.d/60-good returned" in log(t)
+    assert elapsed < 0.5 + 2, elapsed  # a stuck plugin does not hold up the login
+
+
+def test_onsessionclose_failure_is_logged_and_later_hooks_run(hooktree: HookTree) -> None:
+    t = hooktree
+    config(t)
+    t.hook("onsessionclose", "10-fails.py", plugin(t, "onsessionclose", "10-fails", "1 / 0"), 0o644)
+    t.hook("onsessionclose", "20-runs.py", plugin(t, "onsessionclose", "20-runs"), 0o644)
+    result = t.run("run", "close_session", env=SESSION)
+    assert result.returncode == 1
+    assert order(t) == ["10-fails", "20-runs"]
+    assert "onsessionclose.d/10-fails raised ZeroDivisionError: division by zero" in log(t)
+
+
+def test_onaccount_deny_stops_the_phase_and_tells_the_user(hooktree: HookTree) -> None:
+    t = hooktree
+    config(t)
+    t.hook("onaccount", "10-deny.py", plugin(t, "onaccount", "10-deny",
+                                              "raise hookrunner.Deny('outside office hours')"), 0o644)
+    t.hook("onaccount", "20-never", script(t, "20-never"))
+    r, w = os.pipe()
+    try:
+        result = subprocess.run(
+            [str(PYTHON), "-I", "-S", str(MAIN), "run", "onaccount",
+             "--root", str(t.root), "--msg-fd", str(w)],
+            env={**SESSION, "PAM_TYPE": "account"}, capture_output=True, timeout=30, pass_fds=(w,))
+        os.close(w)
+        w = -1
+        with os.fdopen(r, "rb") as f:
+            messages = f.read()
+    finally:
+        if w >= 0:
+            os.close(w)
+    assert result.returncode == 1
+    assert order(t) == ["10-deny"]
+    assert messages == b"error outside office hours\n"
+    assert "onaccount.d/10-deny denied: outside office hours" in log(t)
+
+
+def test_onsessionopen_plugins_under_the_system_python(hooktree: HookTree) -> None:
+    """/usr/bin/python3 -I -S, as the PAM line runs it, with the distribution's pluggy."""
+    system = Path("/usr/bin/python3")
+    if subprocess.run([str(system), "-c", "import pluggy"], capture_output=True).returncode != 0:
+        pytest.skip("no pluggy for /usr/bin/python3 (python3-pluggy)")
+    t = hooktree
+    config(t)
+    t.hook("onsessionopen", "10-a.py", plugin(t, "onsessionopen", "10-a"), 0o644)
+    t.hook("onsessionopen", "20-typo.py",
+           "import hookrunner\n@hookrunner.hookimpl\ndef onsesionopen(ctx):\n    pass\n", 0o644)
+    t.hook("onsessionopen", "30-b.py", plugin(t, "onsessionopen", "30-b", "return False"), 0o644)
+    result = subprocess.run([str(system), "-I", "-S", str(MAIN), "run", "onsessionopen", "--root", str(t.root)],
+                            env=SESSION, capture_output=True, timeout=30)
+    assert result.returncode == 1, result.stderr
+    assert order(t) == ["10-a", "30-b"]
+    assert "20-typo failed to load: unknown hook 'onsesionopen'" in log(t)
+    assert "30-b returned False" in log(t)
+
+
+def test_onaccount_plugin_that_succeeds(hooktree: HookTree) -> None:
+    t = hooktree
+    config(t)
+    t.hook("onaccount", "10-ok.py", plugin(t, "onaccount", "10-ok", "return True"), 0o644)
+    assert t.run("run", "onaccount", env=SESSION).returncode == 0
+    assert order(t) == ["10-ok"]
+
+
+def test_plugin_that_holds_the_gil_ends_the_dispatcher(hooktree: HookTree) -> None:
+    """A loop in C (a catastrophic regular expression) never lets the dispatcher wake up:
+    the faulthandler backstop ends the process, exit 1, one second after the timeout."""
+    t = hooktree
+    config(t, '[hook."50-regex"]\ntimeout = 0.5\n')
+    t.hook("onsessionopen", "50-regex.py", plugin(t, "onsessionopen", "50-regex",
+                                                   "import re\nre.match(r'(a+)+$', 'a' * 64 + 'b')"), 0o644)
+    start = time.monotonic()
+    result = t.run("run", "onsessionopen", env=SESSION, timeout=10)
+    elapsed = time.monotonic() - start
+    assert result.returncode == 1
+    assert elapsed < 0.5 + 2, elapsed
+    assert b"Timeout" in result.stderr and b"50-regex.py" in result.stderr
+
+
+def test_plugin_file_obeys_the_safety_rules(hooktree: HookTree) -> None:
+    """Refused like an unsafe executable: skipped, with the reason in the log."""
+    t = hooktree
+    config(t)
+    t.hook("onsessionopen", "10-writable.py", plugin(t, "onsessionopen", "10-writable"), 0o664)
+    t.hook("onsessionopen", "20-fine.py", plugin(t, "onsessionopen", "20-fine"), 0o644)
+    result = t.run("run", "onsessionopen", env=SESSION)
+    assert result.returncode == 0
+    assert order(t) == ["20-fine"]
+    assert re.search(r"onsessionopen\.d/10-writable refused: .*writable by group", log(t)), log(t)
+
+
+def test_context_is_frozen_and_survives_bytes_that_are_not_utf8(hooktree: HookTree) -> None:
+    t = hooktree
+    config(t)
+    body = f"""
+import json, os
+try:
+    ctx.user = "root"
+    frozen = False
+except Exception:
+    frozen = True
+with open({str(t.out / "ctx.json")!r}, "w") as f:
+    json.dump({{"user": os.fsencode(ctx.user).hex(), "raw": ctx.items[b"PAM_USER"].hex(),
+               "tty": ctx.tty, "service": ctx.service, "rhost": ctx.rhost, "phase": ctx.phase,
+               "pam_type": ctx.pam_type, "hook": ctx.hook, "root": ctx.root, "frozen": frozen,
+               "authtok": ctx.authtok, "path": ctx.path("/etc/x.conf")}}, f)
+ctx.log.info("user %s", ctx.user)
+"""
+    t.hook("onsessionopen", "50-ctx.py", plugin(t, "onsessionopen", "50-ctx", body), 0o644)
+    user = b"al\xffce\n\"x\" $(id)"
+    result = t.run("run", "onsessionopen", env={b"PAM_USER": user, b"PAM_SERVICE": b"login"})
+    assert result.returncode == 0, log(t)
+    got = json.loads((t.out / "ctx.json").read_text())
+    assert got == {"user": user.hex(), "raw": user.hex(), "tty": None, "service": "login",
+                   "rhost": None, "phase": "onsessionopen", "pam_type": "open_session",
+                   "hook": "50-ctx", "root": str(t.root), "frozen": True, "authtok": None,
+                   "path": f"{t.root}/etc/x.conf"}
+    lines = [line for line in log(t).splitlines() if "50-ctx: user" in line]
+    assert len(lines) == 1
+    assert lines[0].endswith(r'onsessionopen.d/50-ctx: user al\xffce\x0a\x22x\x22 $(id)'), lines
+
+
+def test_onauth_plugin_gets_the_password_only_when_configured(hooktree: HookTree) -> None:
+    t = hooktree
+    config(t, '[hook."20-opted-in"]\nauthtok = true\n')
+    record = "with open({!r}, 'a') as f:\n    f.write(ctx.hook + ' ' + repr(ctx.authtok) + '\\n')"
+    t.hook("onauth", "10-not.py", plugin(t, "onauth", "10-not", record.format(str(t.out / "pw"))), 0o644)
+    t.hook("onauth", "20-opted-in.py",
+           plugin(t, "onauth", "20-opted-in", record.format(str(t.out / "pw"))), 0o644)
+    result = t.run("run", "auth", env=SESSION, input=b"s3cr\xc3\xa9t")
+    assert result.returncode == 0, log(t)
+    assert (t.out / "pw").read_text() == "10-not None\n20-opted-in 's3cr\xe9t'\n"
+    assert "s3cr" not in log(t)
+
+
+def test_onpasswd_plugin_gets_the_new_password_and_can_refuse_it(hooktree: HookTree) -> None:
+    t = hooktree
+    config(t, '[hook."10-strength"]\nauthtok = true\n')
+    body = "if len(ctx.authtok or '') < 8:\n    raise hookrunner.Deny('too short')"
+    t.hook("onpasswd", "10-strength.py", plugin(t, "onpasswd", "10-strength", body), 0o644)
+    t.hook("onpasswd", "20-after", script(t, "20-after"))
+    assert t.run("run", "onpasswd", env=SESSION, input=b"short").returncode == 1
+    assert order(t) == ["10-strength"]
+    assert "onpasswd.d/10-strength denied: too short" in log(t)
+    assert t.run("run", "onpasswd", env=SESSION, input=b"long enough").returncode == 0
+    assert order(t) == ["10-strength", "10-strength", "20-after"]
+
+
+def test_plugin_stdout_reaches_the_user_only_with_show_output(hooktree: HookTree) -> None:
+    t = hooktree
+    config(t, '[hook."20-shown"]\nshow_output = true\n')
+    t.hook("onsessionopen", "10-quiet.py", plugin(t, "onsessionopen", "10-quiet", "print('quiet')"), 0o644)
+    t.hook("onsessionopen", "20-shown.py",
+           plugin(t, "onsessionopen", "20-shown", "print('Welcome,', ctx.user)"), 0o644)
+    result = t.run("run", "onsessionopen", env=SESSION)
+    assert result.returncode == 0
+    assert result.stdout == b"Welcome, alice\n"
+
+
+def test_later_plugins_of_a_phase_share_one_pluggy_manager_without_interference(hooktree: HookTree) -> None:
+    """A misspelled hook in one plugin is that plugin's failure only, not the next one's."""
+    t = hooktree
+    config(t)
+    t.hook("onsessionopen", "10-typo.py",
+           "import hookrunner\n@hookrunner.hookimpl\ndef onsessionclos(ctx):\n    pass\n", 0o644)
+    for name in ("20-a", "30-b"):
+        t.hook("onsessionopen", f"{name}.py", plugin(t, "onsessionopen", name), 0o644)
+    assert t.run("run", "onsessionopen", env=SESSION).returncode == 1
+    assert order(t) == ["20-a", "30-b"]
+    assert "did you mean 'onsessionclose'?" in log(t)
+
+
+# -- cost: no pluggy, no importlib.metadata when there is no plugin -----------------------
+
+def imported(tree: HookTree, phase: str) -> set[str]:
+    result = run_hookrunner(["run", phase, "--root", tree.root], env=SESSION,
+                            python_args=("-X", "importtime", "-I", "-S", str(MAIN)))
+    assert result.returncode == 0, result.stderr
+    return {line.split("|")[-1].strip() for line in result.stderr.decode().splitlines()
+            if line.startswith("import time:")}
+
+
+def warm(tree: HookTree) -> None:
+    """Run until the entry-point cache is written (it is not while site-packages just changed)."""
+    deadline = time.monotonic() + 10
+    while not (tree.root / CACHE).exists():
+        assert time.monotonic() < deadline, "the entry-point cache is never written"
+        run_hookrunner(["run", "onauth", "--root", tree.root], env=SESSION)
+
+
+def test_no_pluggy_for_a_phase_without_plugins(hooktree: HookTree) -> None:
+    t = hooktree
+    t.hook("onsessionopen", "10-a", script(t, "10-a"))
+    t.hook("onsessionclose", "10-a.py", plugin(t, "onsessionclose", "10-a"), 0o644)
+    warm(t)
+    modules = imported(t, "onsessionopen")
+    assert "hookrunner.dispatch" in modules  # the measurement works
+    assert not {"pluggy", "hookrunner.plugins", "importlib.metadata", "logging"} & modules
+    # controls: a phase with a plugin file imports pluggy; a cold cache imports importlib.metadata
+    assert {"pluggy", "hookrunner.plugins"} <= imported(t, "onsessionclose")
+    (t.root / CACHE).unlink()
+    assert "importlib.metadata" in imported(t, "onsessionopen")
+
+
+def test_importing_hookrunner_imports_no_pluggy() -> None:
+    code = ("import sys, hookrunner\nassert 'pluggy' not in sys.modules\n"
+            "hookrunner.hookimpl\nassert 'pluggy' in sys.modules\n")
+    result = subprocess.run([str(PYTHON), "-I", "-c",
+                             f"import sys; sys.path.insert(0, {str(REPO)!r})\n" + code],
+                            capture_output=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+
+
+# -- every hookspec is documented and tested (datasette style) ----------------------------
+
+HOOKSPECS = sorted(name for name, f in vars(hookrunner.hookspecs).items()
+                   if callable(f) and hasattr(f, "hookrunner_spec"))
+
+
+def test_the_hookspecs_are_the_phases() -> None:
+    from hookrunner.phases import PHASES
+
+    assert sorted(p.name for p in PHASES) == HOOKSPECS
+
+
+@pytest.mark.parametrize("hook", HOOKSPECS)
+def test_hookspec_is_documented(hook: str) -> None:
+    guide = (REPO / "docs/plugins.md").read_text()
+    assert f"### `{hook}(ctx)`" in guide, f"docs/plugins.md has no section for {hook}"
+    assert (getattr(hookrunner.hookspecs, hook).__doc__ or "").strip(), f"{hook} has no docstring"
+    readme = (REPO / "README.md").read_text()
+    section = readme.partition("## Writing a Python plugin")[2].partition("\n## ")[0]
+    assert "docs/plugins.md" in section, "README's 'Writing a Python plugin' does not point at the guide"
+
+
+@pytest.mark.parametrize("hook", HOOKSPECS)
+def test_hookspec_has_a_test(hook: str) -> None:
+    names = set()
+    for path in (REPO / "tests").rglob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                names.add(node.name)
+    assert any(name.startswith(f"test_{hook}_") for name in names), f"no test_{hook}_* test"

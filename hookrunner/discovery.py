@@ -104,8 +104,12 @@ def _scan(directory: Path) -> Iterable[Candidate]:
     try:
         # Sorted, so that "50-x" beats "50-x.py" (the same hook name) whatever the file system's order.
         entries = sorted(os.scandir(directory), key=lambda e: os.fsencode(e.name))
-    except (FileNotFoundError, NotADirectoryError):
+    except FileNotFoundError:
         return  # a missing layer is normal
+    except NotADirectoryError:
+        yield Candidate("\0" + directory.name, directory, "exec", "skip",
+                        "cannot read directory: not a directory (nothing in this layer runs)")
+        return
     except OSError as e:
         yield Candidate("\0" + directory.name, directory, "exec", "skip",
                         f"cannot read directory: {e.strerror}")

@@ -265,3 +265,17 @@ def test_log_of_hook_output_stays_on_one_line(hooktree: HookTree) -> None:
     assert len(lines) == 3, lines  # the record, its stdout, its stderr
     assert lines[1].endswith('onauth.d/10-chatty stdout: "one\\x0aFAKE hookrunner: forged\\x0a\\x1b[2J"')
     assert lines[2].endswith("onauth.d/10-chatty stderr: err\\x0a")
+
+
+def test_check_reports_a_layer_that_is_not_a_directory(hooktree: HookTree, tmp_path: Path) -> None:
+    (tmp_path / "pam.d").mkdir()
+    layer = hooktree.root / "usr/lib/hookrunner/onsessionopen.d"
+    layer.parent.mkdir(parents=True, exist_ok=True)
+    layer.write_text("oops: a file where a directory belongs\n")
+    hooktree.hook("onsessionopen", "10-ok", OK)
+    r = hooktree.run("check", "--pam-dir", tmp_path / "pam.d")
+    assert r.returncode == 1
+    [line] = r.stdout.decode().splitlines()
+    assert f"{layer}: onsessionopen.d/onsessionopen.d: cannot read directory: not a directory" in line
+    run = hooktree.run("run", "onsessionopen")
+    assert run.returncode == 0  # the other layers still run

@@ -1,11 +1,25 @@
 # Run as `python3 -I -S /path/to/hookrunner/__main__.py run` (what PAM lines use): isolated mode
 # puts nothing on sys.path, so the directory that holds the package goes there, and only it.
+import sys
+
 if not __package__:
     import os.path
-    import sys
 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 
-from hookrunner.cli import main
 
-raise SystemExit(main())
+def _main() -> int:
+    try:
+        from hookrunner.quick import main as quick
+
+        status = quick(sys.argv[1:])  # a phase with nothing to run: answered in a few imports
+    except Exception:
+        status = None
+    if status is None:
+        from hookrunner.cli import main
+
+        status = main()
+    return status
+
+
+raise SystemExit(_main())

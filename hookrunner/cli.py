@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from .config import DEFAULT_PATH, Config, ConfigError, load_config
 from .phases import Phase, items_from_environ, phase_words, resolve_phase
+from .quick import RunArgs, run_args
 
 if TYPE_CHECKING:
     import argparse
@@ -70,9 +71,9 @@ def _syslog_error(message: str) -> None:
 
 
 def _main(args: list[str]) -> int:
-    fast = _run_args(args)  # what PAM lines use: no argparse (a third of the start-up)
+    fast = run_args(args)  # what PAM lines use: no argparse (a third of the start-up)
     if fast is not None:
-        return cmd_run(fast)  # type: ignore[arg-type]
+        return cmd_run(_RunArgs(fast))  # type: ignore[arg-type]
     parser = _parser()
     ns = parser.parse_args(args)
     if ns.command is None:
@@ -85,49 +86,14 @@ def _main(args: list[str]) -> int:
 class _RunArgs:
     """``run``'s arguments, as argparse would give them (same attribute names and types)."""
 
-    def __init__(self) -> None:
+    def __init__(self, fast: RunArgs) -> None:
         self.command = "run"
-        self.phase: str | None = None
-        self.root = Path("/")
-        self.config: Path | None = None
-        self.msg_fd: int | None = None
-        self.ignore_empty = self.verbose = False
-
-
-def _run_args(args: list[str]) -> _RunArgs | None:
-    """Parse the plain spellings of ``run [PHASE] [--root DIR] [--config FILE] [--msg-fd N]
-    [--ignore-empty] [-v]``; None for anything else (help, abbreviations, errors): argparse."""
-    if not args or args[0] != "run":
-        return None
-    ns = _RunArgs()
-    rest = args[1:]
-    while rest:
-        arg = rest.pop(0)
-        name, eq, value = arg.partition("=")
-        if name in ("--root", "--config", "--msg-fd"):
-            if not eq:
-                if not rest or rest[0].startswith("-"):
-                    return None
-                value = rest.pop(0)
-            if not value:
-                return None
-            if name == "--msg-fd":
-                if not value.isdecimal() or not value.isascii():
-                    return None
-                ns.msg_fd = int(value)
-            elif name == "--root":
-                ns.root = Path(os.path.abspath(value))
-            else:
-                ns.config = Path(value)
-        elif arg == "--ignore-empty":
-            ns.ignore_empty = True
-        elif arg in ("-v", "--verbose"):
-            ns.verbose = True
-        elif arg.startswith("-") or ns.phase is not None:
-            return None
-        else:
-            ns.phase = arg
-    return ns
+        self.phase = fast.phase
+        self.root = Path(fast.root)
+        self.config = None if fast.config is None else Path(fast.config)
+        self.msg_fd = fast.msg_fd
+        self.ignore_empty = fast.ignore_empty
+        self.verbose = fast.verbose
 
 
 def _parser() -> argparse.ArgumentParser:

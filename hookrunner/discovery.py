@@ -13,12 +13,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-LAYERS: tuple[str, ...] = (
-    "etc/security",
-    "run/hookrunner",
-    "usr/local/lib/hookrunner",
-    "usr/lib/hookrunner",
-)
+from .phases import LAYERS
+
+__all__ = ["LAYERS", "Candidate", "EntryPoint", "discover", "hook_name", "layer_dirs"]
+
 # run-parts' default (--lsbsysinit off); \Z, not $, which would also match before a final "\n"
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]+\Z")
 DEV_NULL = "/dev/null"

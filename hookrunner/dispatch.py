@@ -139,7 +139,7 @@ class Dispatch:
             if checked is not None:
                 os.close(checked.fd)
 
-    def run_exec(self, candidate: Candidate, timeout: float, real: Path) -> HookResult:
+    def run_exec(self, candidate: Candidate, timeout: float, real: Path | str) -> HookResult:
         hook_cfg = self.config.hook(candidate.name)
         runas = None
         user_entry = None

@@ -2,7 +2,8 @@
 
 Scanning every distribution with importlib.metadata costs several times the interpreter's
 start-up, and every login would pay it. So the result (names and module paths, no code) is
-cached in ``ROOT/var/cache/hookrunner/entry_points.json``, keyed by the interpreter and the
+cached in ``ROOT/var/cache/hookrunner/entry_points`` (plain text: ``json`` alone would cost a
+millisecond on every login), keyed by the interpreter and the
 modification times of the directories distributions are found in (installing, upgrading or
 removing one adds or removes a ``*.dist-info`` directory there, which changes the time).
 The cache is used only if it is root-owned and writable by nobody else, like a hook file;
@@ -16,18 +17,21 @@ and (Python 3.11) no virtual environment either. :func:`site_packages` finds the
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
-from pathlib import Path
 
-from .discovery import EntryPoint
 from .safety import UnsafeError, check_file, open_checked
 
+TYPE_CHECKING = False  # no typing, pathlib or discovery imports on the empty-phase path
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .discovery import EntryPoint
+
 GROUP = "hookrunner"
-CACHE = Path("var/cache/hookrunner/entry_points.json")  # below --root
-VERSION = 2
+CACHE = "var/cache/hookrunner/entry_points"  # below --root
+MAGIC = "hookrunner-entry-points 3"
 RACY_NS = 50_000_000  # a directory changed less than this before the scan: don't cache
 
 
@@ -86,14 +90,16 @@ def search_dirs() -> list[str]:
     return [d for d in dict.fromkeys(dirs) if d and os.path.isdir(d)]
 
 
-def _key(dirs: list[str]) -> dict[str, object]:
-    return {"version": VERSION, "executable": sys.executable,
-            "dirs": {d: os.stat(d).st_mtime_ns for d in dirs}}
+def _key(dirs: list[str]) -> list[str]:
+    """What the cache is valid for: the format, the interpreter, each directory and its time."""
+    return [MAGIC, sys.executable, *(f"{os.stat(d).st_mtime_ns} {d}" for d in dirs)]
 
 
 def scan(dirs: list[str]) -> list[EntryPoint]:
     """The cold path: ask importlib.metadata about every distribution in ``dirs``."""
     import importlib.metadata
+
+    from .discovery import EntryPoint
 
     found: dict[str, EntryPoint] = {}
     for dist in importlib.metadata.distributions(path=dirs):
@@ -103,70 +109,73 @@ def scan(dirs: list[str]) -> list[EntryPoint]:
     return sorted(found.values())
 
 
-def installed(root: Path = Path("/"), *, use_cache: bool = True) -> list[EntryPoint]:
+def cached(root: str = "/") -> list[tuple[str, str, str]] | None:
+    """The entry points the cache holds, if it is safe and still valid; else None. Cheap:
+    what every login pays when no plugin is installed."""
+    return _from_cache(_read(os.path.join(root, CACHE), root), _key(search_dirs()))
+
+
+def installed(root: Path | str = "/", *, use_cache: bool = True) -> list[EntryPoint]:
     """The ``hookrunner`` entry points of the installed distributions, cached below ``root``."""
+    from .discovery import EntryPoint
+
     dirs = search_dirs()
     key = _key(dirs)
-    cache = root / CACHE
+    cache = os.path.join(root, CACHE)
     if use_cache:
-        cached = _from_cache(_read(cache, root), key)
-        if cached is not None:
-            return cached
+        hit = _from_cache(_read(cache, root), key)
+        if hit is not None:
+            return [EntryPoint(*ep) for ep in hit]
     started = time.time_ns()
     eps = scan(dirs)
-    racy = any(mtime > started - RACY_NS for mtime in _mtimes(key))
+    racy = any(int(line.split(" ", 1)[0]) > started - RACY_NS for line in key[2:])
     if use_cache and not racy:
-        _write(cache, {"key": key, "entry_points": [list(ep) for ep in eps]})
+        _write(cache, key, [(ep.name, ep.value, ep.dist) for ep in eps])
     return eps
 
 
-def _mtimes(key: dict[str, object]) -> list[int]:
-    dirs = key["dirs"]
-    assert isinstance(dirs, dict)
-    return [int(t) for t in dirs.values()]
-
-
-def _from_cache(data: dict[str, object] | None, key: dict[str, object]) -> list[EntryPoint] | None:
-    if data is None or data.get("key") != key:
-        return None
-    entries = data.get("entry_points")
-    if not isinstance(entries, list):
+def _from_cache(lines: list[str] | None, key: list[str]) -> list[tuple[str, str, str]] | None:
+    """Cache file: the key's lines, an empty line, then ``name TAB value TAB dist`` lines."""
+    if lines is None or lines[: len(key) + 1] != [*key, ""]:
         return None
     eps = []
-    for entry in entries:
-        if not (isinstance(entry, list) and len(entry) == 3 and all(isinstance(v, str) for v in entry)):
+    for line in lines[len(key) + 1 :]:
+        fields = line.split("\t")
+        if len(fields) != 3:
             return None  # not what we write: scan again
-        eps.append(EntryPoint(*entry))
+        eps.append((fields[0], fields[1], fields[2]))
     return eps
 
 
-def _read(cache: Path, root: Path) -> dict[str, object] | None:
+def _read(cache: str, root: Path | str) -> list[str] | None:
     try:
         checked = open_checked(cache, root)
     except UnsafeError:
         return None
     try:
         with os.fdopen(checked.fd, "rb") as f:
-            data = json.loads(f.read(1 << 20))
-    except (OSError, ValueError):
+            return f.read(1 << 20).decode("utf-8", "surrogateescape").split("\n")[:-1]
+    except OSError:
         return None
-    return data if isinstance(data, dict) else None
 
 
-def _write(cache: Path, data: dict[str, object]) -> None:
+def _write(cache: str, key: list[str], eps: list[tuple[str, str, str]]) -> None:
     """Atomically, root only; a read-only /var just means no cache."""
     if os.geteuid() != 0:
         return
-    tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+    lines = [*key, "", *("\t".join(ep) for ep in eps)]
+    if any("\n" in line for line in lines) or any("\t" in f for ep in eps for f in ep):
+        return  # a name we could not write back unambiguously: scan every time
+    tmp = os.path.join(os.path.dirname(cache), f".{os.path.basename(cache)}.{os.getpid()}")
     try:
-        cache.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(cache), mode=0o755, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
+            f.write("".join(line + "\n" for line in lines))
         os.replace(tmp, cache)
     except OSError:
         try:
-            tmp.unlink()
+            os.unlink(tmp)
         except OSError:
             pass
 
@@ -178,6 +187,7 @@ def module_files(value: str) -> list[Path]:
     """
     from importlib.machinery import PathFinder
     from importlib.util import find_spec
+    from pathlib import Path
 
     name = value.partition(":")[0].strip()
     files: list[Path] = []

@@ -11,15 +11,20 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from pathlib import Path
-from typing import NamedTuple
+
+TYPE_CHECKING = False  # without importing typing (or pathlib): the login path pays imports
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
-class Checked(NamedTuple):
+class Checked:
     """A file that passed: its real path and an open descriptor on it (caller closes)."""
 
-    real: Path
-    fd: int
+    __slots__ = ("fd", "real")
+
+    def __init__(self, real: str, fd: int) -> None:
+        self.real = real
+        self.fd = fd
 
 
 class UnsafeError(Exception):
@@ -115,10 +120,10 @@ def open_checked(path: Path | str, top: Path | str = "/") -> Checked:
     except UnsafeError:
         os.close(fd)
         raise
-    return Checked(Path(real), fd)
+    return Checked(real, fd)
 
 
-def check_file(path: Path, top: Path = Path("/")) -> str | None:
+def check_file(path: Path | str, top: Path | str = "/") -> str | None:
     """The reason ``path`` may not be used, or None if it is safe."""
     try:
         checked = open_checked(path, top)

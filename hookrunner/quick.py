@@ -1,0 +1,108 @@
+"""The empty-phase fast path: most PAM phases on most machines have no hook at all.
+
+Every login starts the dispatcher three to five times, once per phase, and typically only
+one or two of those phases have hooks. For the others, ``run`` answers "nothing to do"
+having imported only ``os``, ``sys`` and two small modules: it looks for any entry in the
+four layer directories whose name could be a hook, for a config file (which must be
+validated, so it takes the full path), and asks the entry-point cache whether an installed
+plugin exists. Anything unusual (``-v``, an unreadable directory, a cold cache) takes the
+full path, which gives the same answer with all the checks and logging.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .phases import CONFIG, LAYERS, resolve_phase
+
+_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+EXIT_EMPTY = 4
+
+
+class RunArgs:
+    """``run``'s arguments; ``root`` is absolute (hooks run with cwd /)."""
+
+    __slots__ = ("config", "ignore_empty", "msg_fd", "phase", "root", "verbose")
+
+    def __init__(self) -> None:
+        self.phase: str | None = None
+        self.root = "/"
+        self.config: str | None = None
+        self.msg_fd: int | None = None
+        self.ignore_empty = False
+        self.verbose = False
+
+
+def run_args(args: list[str]) -> RunArgs | None:
+    """Parse the plain spellings of ``run [PHASE] [--root DIR] [--config FILE] [--msg-fd N]
+    [--ignore-empty] [-v]``; None for anything else (help, abbreviations, errors): the CLI
+    then hands the arguments to argparse, which costs a third of the start-up to import."""
+    if not args or args[0] != "run":
+        return None
+    ns = RunArgs()
+    rest = args[1:]
+    while rest:
+        arg = rest.pop(0)
+        name, eq, value = arg.partition("=")
+        if name in ("--root", "--config", "--msg-fd"):
+            if not eq:
+                if not rest or rest[0].startswith("-"):
+                    return None
+                value = rest.pop(0)
+            if not value:
+                return None
+            if name == "--msg-fd":
+                if not value.isdecimal() or not value.isascii():
+                    return None
+                ns.msg_fd = int(value)
+            elif name == "--root":
+                ns.root = os.path.abspath(value)
+            else:
+                ns.config = value
+        elif arg == "--ignore-empty":
+            ns.ignore_empty = True
+        elif arg in ("-v", "--verbose"):
+            ns.verbose = True
+        elif arg.startswith("-") or ns.phase is not None:
+            return None
+        else:
+            ns.phase = arg
+    return ns
+
+
+def could_be_hook(file_name: str) -> bool:
+    """run-parts' ``^[A-Za-z0-9_-]+$``, or ``NAME.py``, without importing ``re``."""
+    stem = file_name[:-3] if file_name.endswith(".py") else file_name
+    return bool(stem) and all(c in _NAME_CHARS for c in stem)
+
+
+def nothing_to_run(ns: RunArgs) -> bool:
+    """True only if the phase certainly has no hook, no plugin and no config to check."""
+    if ns.verbose:
+        return False
+    phase = resolve_phase(ns.phase if ns.phase is not None else os.environ.get("PAM_TYPE"))
+    if phase is None:
+        return False  # the full path gives the usage error
+    config = ns.config if ns.config is not None else os.path.join(ns.root, CONFIG)
+    if os.path.lexists(config):
+        return False
+    for layer in LAYERS:
+        try:
+            with os.scandir(os.path.join(ns.root, layer, phase.name + ".d")) as entries:
+                if any(could_be_hook(entry.name) for entry in entries):
+                    return False
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return False
+    from .entrypoints import cached
+
+    return cached(ns.root) == []
+
+
+def main(args: list[str]) -> int | None:
+    """The exit status of an empty ``run``, or None: take the full path."""
+    ns = run_args(args)
+    if ns is None or not nothing_to_run(ns):
+        return None
+    return EXIT_EMPTY if ns.ignore_empty else 0

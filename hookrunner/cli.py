@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
 
 from .config import DEFAULT_PATH, Config, ConfigError, load_config
 from .phases import Phase, items_from_environ, phase_words, resolve_phase
 from .quick import RunArgs, run_args
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every login pays imports
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Sequence
+    from typing import NoReturn
 
     from .dispatch import Dispatch, Ran
     from .log import Log
@@ -78,7 +78,7 @@ def _main(args: list[str]) -> int:
     ns = parser.parse_args(args)
     if ns.command is None:
         raise UsageError("missing command (run, list, check, simulate); see --help")
-    ns.root = Path(os.path.abspath(ns.root))  # hooks run with cwd /: a relative root would break
+    ns.root = os.path.abspath(ns.root)  # hooks run with cwd /: a relative root would break
     command = {"run": cmd_run, "list": cmd_list, "check": cmd_check, "simulate": cmd_simulate}
     return command[ns.command](ns)
 
@@ -89,8 +89,8 @@ class _RunArgs:
     def __init__(self, fast: RunArgs) -> None:
         self.command = "run"
         self.phase = fast.phase
-        self.root = Path(fast.root)
-        self.config = None if fast.config is None else Path(fast.config)
+        self.root = fast.root
+        self.config = fast.config
         self.msg_fd = fast.msg_fd
         self.ignore_empty = fast.ignore_empty
         self.verbose = fast.verbose
@@ -108,9 +108,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--root", type=Path, default=Path("/"), metavar="DIR",
+        p.add_argument("--root", default="/", metavar="DIR",
                        help="prefix every default path with DIR (like systemctl --root)")
-        p.add_argument("--config", type=Path, metavar="FILE",
+        p.add_argument("--config", metavar="FILE",
                        help="config file (default DIR/etc/security/hookrunner.toml)")
         p.add_argument("-v", "--verbose", action="store_true", help="log to stderr too")
 
@@ -125,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     lst.add_argument("--json", action="store_true")
     common(lst)
     chk = sub.add_parser("check", help="audit hooks, config and PAM stacks")
-    chk.add_argument("--pam-dir", type=Path, metavar="DIR",
+    chk.add_argument("--pam-dir", metavar="DIR",
                      help="PAM configuration to audit (default DIR/etc/pam.d)")
     common(chk)
     sim = sub.add_parser("simulate", help="run a phase with a synthetic PAM context")
@@ -151,17 +151,24 @@ def _phase(word: str | None) -> Phase:
 def _config(ns: argparse.Namespace) -> Config:
     from .safety import UnsafeError, open_checked
 
-    path = ns.config if ns.config is not None else ns.root / DEFAULT_PATH
+    path = ns.config if ns.config is not None else os.path.join(ns.root, DEFAULT_PATH)
     if not os.path.lexists(path):
         if ns.config is not None:
             raise ConfigError(f"{path}: no such file")
         return Config()
     try:
-        checked = open_checked(path, ns.root if path.is_relative_to(ns.root) else Path("/"))
+        checked = open_checked(path, ns.root if _within(path, ns.root) else "/")
     except UnsafeError as e:
         raise ConfigError(f"{path}: refused: {e}") from None
     os.close(checked.fd)
     return load_config(path, required=True)
+
+
+def _within(path: str, top: str) -> bool:
+    """``Path(path).is_relative_to(top)``, lexically, without pathlib."""
+    parts = [p for p in path.split("/") if p and p != "."]
+    top_parts = [p for p in top.split("/") if p and p != "."]
+    return path.startswith("/") == top.startswith("/") and parts[:len(top_parts)] == top_parts
 
 
 def _log(ns: argparse.Namespace, config: Config) -> Log:
@@ -172,7 +179,7 @@ def _log(ns: argparse.Namespace, config: Config) -> Log:
                debug=ns.verbose)
 
 
-def _entry_points(root: Path) -> object:
+def _entry_points(root: str) -> object:
     from . import entrypoints
 
     return lambda: entrypoints.installed(root)
@@ -205,7 +212,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
 def _kill_hooks_on_sigterm() -> None:
     """pam_hookrunner.so's timeout= SIGTERMs our process group, but each hook runs in a
     session of its own: take the running hook (and what it left) down with us."""
-    import signal
+    import _signal  # type: ignore[import-not-found]  # the C module: `signal` imports enum
 
     from . import reaper
 
@@ -215,7 +222,7 @@ def _kill_hooks_on_sigterm() -> None:
         reaper.kill_leftovers(born, timeout=0.5)
         os._exit(EXIT_CONFIG)
 
-    signal.signal(signal.SIGTERM, on_term)
+    _signal.signal(reaper.SIGTERM, on_term)
 
 
 def read_authtok(fd: int) -> bytes | None:
@@ -286,11 +293,12 @@ def cmd_check(ns: argparse.Namespace) -> int:
     if config.path is not None:
         import tomllib
 
-        from .config import FORBIDDEN_ENV_RE
+        from .config import forbidden_env
 
-        raw = tomllib.loads(config.path.read_text())
+        with open(config.path, "rb") as f:
+            raw = tomllib.load(f)
         for name in raw.get("pass_env", []):
-            if FORBIDDEN_ENV_RE.match(name):
+            if forbidden_env(name):
                 problems.append(f"{config.path}: pass_env: {name} is never passed to hooks")
     for phase in PHASES:
         dispatch = _dispatch(ns, phase, {})
@@ -299,11 +307,13 @@ def cmd_check(ns: argparse.Namespace) -> int:
                     reason.startswith("cannot"):
                 problems.append(f"{escape(path)}: {phase.name}.d/{escape(name)}: {reason}")
             del action
-    pam_dir = ns.pam_dir if ns.pam_dir is not None else ns.root / "etc/pam.d"
+    from pathlib import Path
+
+    pam_dir = Path(ns.pam_dir) if ns.pam_dir is not None else Path(ns.root, "etc/pam.d")
     if pam_dir.is_dir():
         from .pamaudit import audit_pam_dir
 
-        problems.extend(audit_pam_dir(pam_dir, root=ns.root))
+        problems.extend(audit_pam_dir(pam_dir, root=Path(ns.root)))
     for problem in problems:
         print(problem)
     if not problems:

@@ -7,51 +7,106 @@ Errors name the file, the key and (where TOML lets us find it) the line:
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, NamedTuple
+import os
 
-from .phases import PHASES
+from .discovery import valid_name
+from .environment import forbidden
+from .phases import CONFIG, PHASES
 
-DEFAULT_PATH = Path("etc/security/hookrunner.toml")  # below --root (default /)
-# \Z, not $: "$" also matches before a final newline ("nobody\n").
-NAME_RE = re.compile(r"^[A-Za-z0-9_-]+\Z")
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
-# Never passed to a hook, whatever the config says (sudo's env.c, glibc's UNSECURE_ENVVARS).
-FORBIDDEN_ENV_RE = re.compile(r"^(LD_.*|PYTHON.*|BASH_ENV|ENV|IFS|BASH_FUNC_.*|PERL5.*|GCONV_PATH|LOCPATH)$")
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every login pays imports
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+# `re` (and `tomllib`, which imports it) only once a config file exists: most machines have none.
+DEFAULT_PATH = CONFIG  # "etc/security/hookrunner.toml", below --root (default /)
+_ENV_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+_ENV_REST = _ENV_FIRST | frozenset("0123456789")
+
+
+def valid_env_name(name: str) -> bool:
+    """``^[A-Za-z_][A-Za-z0-9_]*$``."""
+    return bool(name) and name[0] in _ENV_FIRST and all(c in _ENV_REST for c in name)
+
+
+def forbidden_env(name: str) -> bool:
+    """Never passed to a hook, whatever the config says (sudo's env.c, glibc's UNSECURE_ENVVARS)."""
+    return forbidden(name.encode("utf-8", "surrogateescape"))
 
 
 class ConfigError(Exception):
     """A configuration problem; str() is the one line the user sees."""
 
 
-# NamedTuples, not frozen dataclasses: importing dataclasses (and inspect) would cost every
-# PAM phase about half the interpreter's start-up.
-class HookConfig(NamedTuple):
-    timeout: float | None = None  # None: the global timeout
-    optional: bool = False
-    runas: str | None = None  # a user name, or "@user" for the PAM user
-    authtok: bool = False
-    show_output: bool = False
-    args: tuple[str, ...] = ()
+class _Record:
+    """Frozen-ish records with NamedTuple's equality, repr and ``_replace``, without
+    ``typing`` (NamedTuple) or ``dataclasses``: each would cost every PAM phase milliseconds."""
+
+    __slots__ = ()
+    _fields: tuple[str, ...] = ()
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self._fields)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Record) and type(other) is type(self) and \
+            self._values() == other._values()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
+        return f"{type(self).__name__}({inner})"
 
 
-class PhaseConfig(NamedTuple):
-    stop_on_failure: bool | None = None  # None: the phase's default
-    timeout: float | None = None  # None: the global phase_timeout
+class HookConfig(_Record):
+    __slots__ = ("args", "authtok", "optional", "runas", "show_output", "timeout")
+    _fields = ("timeout", "optional", "runas", "authtok", "show_output", "args")
+
+    def __init__(self, timeout: float | None = None, optional: bool = False,
+                 runas: str | None = None, authtok: bool = False, show_output: bool = False,
+                 args: tuple[str, ...] = ()) -> None:
+        self.timeout = timeout  # None: the global timeout
+        self.optional = optional
+        self.runas = runas  # a user name, or "@user" for the PAM user
+        self.authtok = authtok
+        self.show_output = show_output
+        self.args = args
 
 
-class Config(NamedTuple):
-    path: Path | None = None
-    timeout: float = 10.0
-    phase_timeout: float = 30.0
-    kill_grace: float = 1.0
-    max_output: int = 65536
-    pass_env: tuple[str, ...] = ()
-    log_file: str | None = None
-    phases: Mapping[str, PhaseConfig] = {}  # shared by default Configs: a Mapping, never written
-    hooks: Mapping[str, HookConfig] = {}
+class PhaseConfig(_Record):
+    __slots__ = ("stop_on_failure", "timeout")
+    _fields = ("stop_on_failure", "timeout")
+
+    def __init__(self, stop_on_failure: bool | None = None, timeout: float | None = None) -> None:
+        self.stop_on_failure = stop_on_failure  # None: the phase's default
+        self.timeout = timeout  # None: the global phase_timeout
+
+
+_NO_PHASES: dict[str, PhaseConfig] = {}  # shared by default Configs: never written
+_NO_HOOKS: dict[str, HookConfig] = {}
+
+
+class Config(_Record):
+    __slots__ = ("hooks", "kill_grace", "log_file", "max_output", "pass_env", "path",
+                 "phase_timeout", "phases", "timeout")
+    _fields = ("path", "timeout", "phase_timeout", "kill_grace", "max_output", "pass_env",
+               "log_file", "phases", "hooks")
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, timeout: float = 10.0,
+                 phase_timeout: float = 30.0, kill_grace: float = 1.0, max_output: int = 65536,
+                 pass_env: tuple[str, ...] = (), log_file: str | None = None,
+                 phases: Mapping[str, PhaseConfig] = _NO_PHASES,
+                 hooks: Mapping[str, HookConfig] = _NO_HOOKS) -> None:
+        self.path = path
+        self.timeout = timeout
+        self.phase_timeout = phase_timeout
+        self.kill_grace = kill_grace
+        self.max_output = max_output
+        self.pass_env = pass_env
+        self.log_file = log_file
+        self.phases = phases
+        self.hooks = hooks
 
     def hook(self, name: str) -> HookConfig:
         return self.hooks.get(name, _DEFAULT_HOOK)
@@ -64,12 +119,13 @@ _DEFAULT_HOOK = HookConfig()
 _DEFAULT_PHASE = PhaseConfig()
 
 
-def load_config(path: Path, *, required: bool = False) -> Config:
+def load_config(path: str | os.PathLike[str], *, required: bool = False) -> Config:
     """Read and validate ``path``; a missing file is the defaults unless ``required``."""
     import tomllib
 
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            raw = f.read()
     except FileNotFoundError:
         if required:
             raise ConfigError(f"{path}: no such file") from None
@@ -90,6 +146,8 @@ def load_config(path: Path, *, required: bool = False) -> Config:
 
 def _toml_message(e: Exception, text: str) -> str:
     # "Invalid value (at line 3, column 11)" -> "3: invalid value (column 11)", to follow "FILE:"
+    import re
+
     message = str(e)
     m = re.match(r"(.*) \(at line (\d+), column (\d+)\)\Z", message, re.S)
     if m:
@@ -102,7 +160,7 @@ def _toml_message(e: Exception, text: str) -> str:
 
 
 class _Validator:
-    def __init__(self, path: Path, text: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], text: str) -> None:
         self.path = path
         self.lines = text.splitlines()
 
@@ -113,6 +171,8 @@ class _Validator:
 
     def _line_of(self, dotted: str) -> int | None:
         # Best effort: the key's last part, inside the table its other parts name.
+        import re
+
         *table, last = _split_key(dotted)
         key_re = re.compile(r'^\s*("?)' + re.escape(last) + r'\1\s*=')
         current: list[str] = []
@@ -173,10 +233,10 @@ class _Validator:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise self.error("pass_env", "expected a list of variable names")
         for name in value:
-            if not ENV_NAME_RE.match(name):
+            if not valid_env_name(name):
                 raise self.error("pass_env", f"not a variable name: {name!r}")
         # Forbidden names are dropped here, whatever the config says; `check` reports them.
-        return tuple(n for n in value if not FORBIDDEN_ENV_RE.match(n))
+        return tuple(n for n in value if not forbidden_env(n))
 
     def log_file(self, data: Mapping[str, Any]) -> str | None:
         value = data.get("log_file")
@@ -211,12 +271,14 @@ class _Validator:
         known = {"timeout", "optional", "runas", "authtok", "show_output", "args"}
         for name, table in value.items():
             prefix = f"hook.{_quote(name)}."
-            if not NAME_RE.match(name):
+            if not valid_name(name):
                 raise self.error(prefix[:-1], "a hook name matches ^[A-Za-z0-9_-]+$ (file name without .py)")
             if not isinstance(table, dict):
                 raise self.error(prefix[:-1], "expected a table")
             self.unknown(table, known, prefix)
             runas = table.get("runas")
+            import re  # tomllib has imported it
+
             if runas is not None and (not isinstance(runas, str) or not (
                 runas == "@user" or re.match(r"^[a-z_][a-z0-9_.-]*\$?\Z", runas, re.I)
             )):
@@ -240,11 +302,13 @@ _ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", '"'
 
 def _quote(key: str) -> str:
     """A key as TOML would spell it: bare, or a basic string, escaped so a message stays one line."""
-    if NAME_RE.match(key):
+    if valid_name(key):
         return key
     return '"' + "".join(_ESCAPES.get(c) or (c if c.isprintable() else f"\\U{ord(c):08x}")
                          for c in key) + '"'
 
 
 def _split_key(dotted: str) -> list[str]:
+    import re
+
     return [a or b for a, b in re.findall(r'"((?:[^"\\]|\\.)*)"|([^.\s"]+)', dotted)]

@@ -7,65 +7,109 @@ Layers, highest precedence first (each below ``--root``):
 from __future__ import annotations
 
 import os
-import re
 import stat
-from collections.abc import Iterable, Sequence
-from pathlib import Path
-from typing import Literal, NamedTuple
 
 from .phases import LAYERS
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every login pays imports
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Sequence
+    from typing import Literal
+
+    Kind = Literal["exec", "python", "entrypoint"]
+    Action = Literal["run", "skip", "mask"]
+
 __all__ = ["LAYERS", "Candidate", "EntryPoint", "discover", "hook_name", "layer_dirs"]
 
-# run-parts' default (--lsbsysinit off); \Z, not $, which would also match before a final "\n"
-NAME_RE = re.compile(r"^[A-Za-z0-9_-]+\Z")
 DEV_NULL = "/dev/null"
+# run-parts' default rule (--lsbsysinit off), ^[A-Za-z0-9_-]+$, as a set of characters:
+# `re` (and `pathlib`, `typing`) would cost every login a few milliseconds to import.
+NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
-Kind = Literal["exec", "python", "entrypoint"]
-Action = Literal["run", "skip", "mask"]
 
+class Candidate:
+    """One entry found for a phase, with what will be done with it and why.
 
-class Candidate(NamedTuple):
-    """One entry found for a phase, with what will be done with it and why."""
+    A plain class with slots (``typing.NamedTuple`` costs every login 2 ms); ``path`` is a
+    ``str`` (``pathlib`` costs as much again).
+    """
 
-    name: str  # the hook's name: file name, without ".py" for a plugin file
-    path: Path  # the file (or, for an entry point, the module it names)
-    kind: Kind
-    action: Action
-    reason: str
+    __slots__ = ("action", "kind", "name", "path", "reason")
+
+    def __init__(self, name: str, path: str, kind: Kind, action: Action, reason: str) -> None:
+        self.name = name  # the hook's name: file name, without ".py" for a plugin file
+        self.path = path  # the file (or, for an entry point, the module it names)
+        self.kind = kind
+        self.action = action
+        self.reason = reason
 
     @property
     def sort_key(self) -> bytes:
         file_name = self.name + ".py" if self.kind == "python" else self.name
         return os.fsencode(file_name)
 
+    def _replace(self, **changes: str) -> Candidate:
+        new = Candidate(self.name, self.path, self.kind, self.action, self.reason)
+        for name, value in changes.items():
+            setattr(new, name, value)
+        return new
 
-class EntryPoint(NamedTuple):
+    def _key(self) -> tuple[str, ...]:
+        return (self.name, self.path, self.kind, self.action, self.reason)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Candidate) and self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (f"Candidate(name={self.name!r}, path={self.path!r}, kind={self.kind!r}, "
+                f"action={self.action!r}, reason={self.reason!r})")
+
+
+class EntryPoint:
     """An installed plugin: ``name = value`` in the ``hookrunner`` entry-point group."""
 
-    name: str
-    value: str  # "package.module" or "package.module:attr"
-    dist: str = ""
+    __slots__ = ("dist", "name", "value")
+
+    def __init__(self, name: str, value: str, dist: str = "") -> None:
+        self.name = name
+        self.value = value  # "package.module" or "package.module:attr"
+        self.dist = dist
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, EntryPoint) and (self.name, self.value, self.dist) == (
+            other.name, other.value, other.dist)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"EntryPoint(name={self.name!r}, value={self.value!r}, dist={self.dist!r})"
 
 
-def layer_dirs(phase: str, root: Path = Path("/")) -> list[Path]:
-    return [root / layer / f"{phase}.d" for layer in LAYERS]
+def layer_dirs(phase: str, root: str | os.PathLike[str] = "/") -> list[str]:
+    return [os.path.join(root, layer, phase + ".d") for layer in LAYERS]
+
+
+def valid_name(name: str) -> bool:
+    """run-parts' ``^[A-Za-z0-9_-]+$``."""
+    return bool(name) and all(c in NAME_CHARS for c in name)
 
 
 def hook_name(file_name: str) -> str | None:
     """The hook's name for a file name, or None if run-parts' rule refuses it."""
-    if NAME_RE.match(file_name):
+    if valid_name(file_name):
         return file_name
-    if file_name.endswith(".py") and NAME_RE.match(file_name[:-3]):
+    if file_name.endswith(".py") and valid_name(file_name[:-3]):
         return file_name[:-3]
     return None
 
 
 def discover(
     phase: str,
-    root: Path = Path("/"),
+    root: str | os.PathLike[str] = "/",
     entry_points: Iterable[EntryPoint] = (),
-    dirs: Sequence[Path] | None = None,
+    dirs: Sequence[str | os.PathLike[str]] | None = None,
 ) -> list[Candidate]:
     """Every candidate of all layers, in execution order (C-locale byte order of file name).
 
@@ -84,32 +128,32 @@ def discover(
             else:
                 found[candidate.name] = candidate
     for ep in entry_points:
-        if not NAME_RE.match(ep.name):
-            bad_names.append(Candidate(ep.name, Path(ep.value), "entrypoint", "skip",
+        if not valid_name(ep.name):
+            bad_names.append(Candidate(ep.name, ep.value, "entrypoint", "skip",
                                        "entry-point name does not match ^[A-Za-z0-9_-]+$"))
         elif ep.name in found:
             winner = found[ep.name].path
-            shadowed.append(Candidate(ep.name, Path(ep.value), "entrypoint", "skip",
+            shadowed.append(Candidate(ep.name, ep.value, "entrypoint", "skip",
                                       f"overridden by {winner}"))
         else:
-            found[ep.name] = Candidate(ep.name, Path(ep.value), "entrypoint", "run",
+            found[ep.name] = Candidate(ep.name, ep.value, "entrypoint", "run",
                                        f"entry point of {ep.dist or 'an installed package'}")
     everything = [*found.values(), *shadowed, *bad_names]
     return sorted(everything, key=lambda c: (c.sort_key, c.action != "run" and c.action != "mask"))
 
 
-def _scan(directory: Path) -> Iterable[Candidate]:
+def _scan(directory: str | os.PathLike[str]) -> Iterator[Candidate]:
     try:
         # Sorted, so that "50-x" beats "50-x.py" (the same hook name) whatever the file system's order.
         entries = sorted(os.scandir(directory), key=lambda e: os.fsencode(e.name))
     except FileNotFoundError:
         return  # a missing layer is normal
     except NotADirectoryError:
-        yield Candidate("\0" + directory.name, directory, "exec", "skip",
+        yield Candidate("\0" + os.path.basename(directory), os.fspath(directory), "exec", "skip",
                         "cannot read directory: not a directory (nothing in this layer runs)")
         return
     except OSError as e:
-        yield Candidate("\0" + directory.name, directory, "exec", "skip",
+        yield Candidate("\0" + os.path.basename(directory), os.fspath(directory), "exec", "skip",
                         f"cannot read directory: {e.strerror}")
         return
     for entry in entries:
@@ -117,7 +161,7 @@ def _scan(directory: Path) -> Iterable[Candidate]:
 
 
 def _classify(entry: os.DirEntry[str]) -> Candidate:
-    path = Path(entry.path)
+    path = entry.path
     name = hook_name(entry.name)
     kind: Kind = "python" if entry.name.endswith(".py") else "exec"
     if name is None:

@@ -4,31 +4,44 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
 
-from .config import Config
-from .discovery import Candidate, EntryPoint, discover
+from .discovery import discover
 from .environment import hook_environment
-from .log import Log, escape, fields
-from .phases import Phase
+from .log import escape, fields
 from .runner import HookResult, RunAs, run_exec
 from .safety import UnsafeError, open_checked
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every login pays imports
 if TYPE_CHECKING:
     import pwd
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
     import pluggy
+
+    from .config import Config
+    from .discovery import Candidate, EntryPoint
+    from .log import Log
+    from .phases import Phase
 
 
 LOGGED_OUTPUT = 2048  # bytes of a hook's stdout/stderr put in its log record
 
 
-class Ran(NamedTuple):
-    candidate: Candidate
-    result: HookResult
-    optional: bool
+class Ran:
+    """One hook that ran: what it was, what it did, whether its failure counts."""
+
+    __slots__ = ("candidate", "optional", "result")
+
+    def __init__(self, candidate: Candidate, result: HookResult, optional: bool) -> None:
+        self.candidate = candidate
+        self.result = result
+        self.optional = optional
+
+    def __iter__(self) -> Iterator[object]:  # unpacks like the NamedTuple it was
+        return iter((self.candidate, self.result, self.optional))
+
+    def __repr__(self) -> str:
+        return f"Ran({self.candidate!r}, {self.result!r}, {self.optional!r})"
 
 
 class Messages:
@@ -64,7 +77,7 @@ class Dispatch:
         config: Config,
         log: Log,
         *,
-        root: Path = Path("/"),
+        root: str | os.PathLike[str] = "/",
         caller_env: Mapping[bytes, bytes] | None = None,
         authtok: bytes | None = None,
         messages: Messages | None = None,
@@ -74,7 +87,7 @@ class Dispatch:
         self.items = dict(items)
         self.config = config
         self.log = log
-        self.root = root
+        self.root = os.fspath(root)
         self.caller_env = caller_env or {}
         self.authtok = authtok
         self.messages = messages or Messages()
@@ -139,7 +152,7 @@ class Dispatch:
             if checked is not None:
                 os.close(checked.fd)
 
-    def run_exec(self, candidate: Candidate, timeout: float, real: Path | str) -> HookResult:
+    def run_exec(self, candidate: Candidate, timeout: float, real: str) -> HookResult:
         hook_cfg = self.config.hook(candidate.name)
         runas = None
         user_entry = None
@@ -151,7 +164,7 @@ class Dispatch:
         env = hook_environment(self.items, self.phase.name, candidate.name,
                                pass_env=self.config.pass_env, caller=self.caller_env,
                                user=user_entry)
-        if self.root != Path("/"):  # state-keeping hooks put their files below --root too
+        if os.path.normpath(self.root) != "/":  # state-keeping hooks put their files below --root too
             env[b"HOOKRUNNER_ROOT"] = os.fsencode(os.path.abspath(self.root))
         argv = [os.fsencode(candidate.path), *(os.fsencode(a) for a in hook_cfg.args)]
         stdin = self.authtok if (hook_cfg.authtok and self.phase.authtok) else None

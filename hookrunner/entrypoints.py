@@ -106,7 +106,7 @@ def scan(dirs: list[str]) -> list[EntryPoint]:
         for ep in dist.entry_points:
             if ep.group == GROUP and ep.name not in found:  # first on the path wins
                 found[ep.name] = EntryPoint(ep.name, ep.value, dist.metadata["Name"] or "")
-    return sorted(found.values())
+    return sorted(found.values(), key=lambda ep: (ep.name, ep.value, ep.dist))
 
 
 def cached(root: str = "/") -> list[tuple[str, str, str]] | None:

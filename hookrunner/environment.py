@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
-
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every login pays imports
 if TYPE_CHECKING:
     import pwd
+    from collections.abc import Iterable, Mapping
 
 FIXED_PATH = b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# Never passed, whatever the config says (sudo's env.c; glibc's UNSECURE_ENVVARS).
-FORBIDDEN = re.compile(
-    rb"^(LD_.*|PYTHON.*|BASH_ENV|ENV|IFS|BASH_FUNC_.*|PERL5.*|GCONV_PATH|LOCPATH)$"
-)
-# Names hookrunner sets itself; pass_env cannot supply or override them.
-RESERVED = re.compile(rb"^(PAM_.*|HOOKRUNNER_.*|PATH|HOME|USER|LOGNAME|SHELL)$")
+# Never passed, whatever the config says (sudo's env.c; glibc's UNSECURE_ENVVARS):
+# ^(LD_.*|PYTHON.*|BASH_ENV|ENV|IFS|BASH_FUNC_.*|PERL5.*|GCONV_PATH|LOCPATH)$, as string
+# checks (``re`` would cost every login a few milliseconds to import).
+FORBIDDEN_PREFIXES = (b"LD_", b"PYTHON", b"BASH_FUNC_", b"PERL5")
+FORBIDDEN_NAMES = frozenset((b"BASH_ENV", b"ENV", b"IFS", b"GCONV_PATH", b"LOCPATH"))
+# Names hookrunner sets itself; pass_env cannot supply or override them:
+# ^(PAM_.*|HOOKRUNNER_.*|PATH|HOME|USER|LOGNAME|SHELL)$.
+RESERVED_PREFIXES = (b"PAM_", b"HOOKRUNNER_")
+RESERVED_NAMES = frozenset((b"PATH", b"HOME", b"USER", b"LOGNAME", b"SHELL"))
+
+
+def forbidden(name: bytes) -> bool:
+    """Never passed to a hook (a loader, interpreter or shell would act on it)."""
+    return name in FORBIDDEN_NAMES or name.startswith(FORBIDDEN_PREFIXES)
+
+
+def reserved(name: bytes) -> bool:
+    """Set by hookrunner itself; pass_env cannot supply it."""
+    return name in RESERVED_NAMES or name.startswith(RESERVED_PREFIXES)
 
 
 def passable(name: bytes) -> bool:
-    return not FORBIDDEN.match(name) and not RESERVED.match(name)
+    return not forbidden(name) and not reserved(name)
 
 
 def hook_environment(

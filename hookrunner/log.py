@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
-from typing import TextIO
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every login pays imports
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import TextIO
 
 _SAFE = frozenset(range(0x20, 0x7F)) - {ord("\\"), ord('"')}
 # A record must fit in one syslog datagram: one too big for the socket is dropped whole,

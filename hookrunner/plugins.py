@@ -25,15 +25,53 @@ import threading
 import time
 import types
 from collections.abc import Callable, Collection
-from typing import TextIO, cast
+from typing import TYPE_CHECKING, TextIO, cast
 
-import pluggy
 
-from . import hookspecs
-from .context import Deny, PamContext
-from .discovery import Candidate
-from .log import Log, escape
-from .runner import HookResult, Outcome
+class _LazyMetadata(types.ModuleType):
+    """What pluggy's ``importlib_metadata`` global is while hookrunner imports pluggy: the
+    real ``importlib.metadata``, imported on first use only."""
+
+    def __getattr__(self, name: str) -> object:
+        import importlib
+
+        return getattr(importlib.import_module("importlib.metadata"), name)
+
+
+def _import_pluggy() -> None:
+    """Import pluggy without ``importlib.metadata``.
+
+    pluggy 1.0 (Debian 12's) imports ``importlib.metadata`` (email, zipfile, csv, ...: ~20 ms,
+    three times the interpreter's start-up) for ``load_setuptools_entrypoints`` alone, which
+    hookrunner never calls (entrypoints.py finds installed plugins, from a cache). While pluggy
+    is imported, ``sys.modules`` holds a stand-in that imports the real module on first
+    attribute access; it is removed right after, so any other ``import importlib.metadata``
+    (a plugin's) gets the real module.
+    """
+    name = "importlib.metadata"
+    if "pluggy" in sys.modules or name in sys.modules:
+        return
+    stub = _LazyMetadata(name)
+    sys.modules[name] = stub
+    try:
+        import pluggy  # noqa: F401
+    finally:
+        if sys.modules.get(name) is stub:
+            del sys.modules[name]
+
+
+_import_pluggy()
+
+import pluggy  # noqa: E402
+
+from . import hookspecs  # noqa: E402
+from .context import Deny, PamContext  # noqa: E402
+from .log import Log, escape  # noqa: E402
+from .runner import HookResult  # noqa: E402
+
+if TYPE_CHECKING:
+    from .discovery import Candidate
+    from .runner import Outcome
 
 hookimpl = pluggy.HookimplMarker("hookrunner")
 

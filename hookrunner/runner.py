@@ -12,36 +12,83 @@ import errno
 import os
 import select
 import time
-from collections.abc import Mapping, Sequence
-from typing import Literal, NamedTuple
 
 from . import reaper
 
-Outcome = Literal["ok", "fail", "signal", "timeout", "error", "deny", "refused", "skip"]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every login pays imports
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Literal
+
+    Outcome = Literal["ok", "fail", "signal", "timeout", "error", "deny", "refused", "skip"]
+
 DRAIN_SECONDS = 0.05  # after the hook exits, how long leftover output may still trickle in
 # Linux's numbers, the same on every architecture; not `import signal` (its enums are slow).
 SIGKILL, SIGPIPE, SIGTERM, SIGXFSZ = 9, 13, 15, 25
 
 
-class HookResult(NamedTuple):
-    outcome: Outcome
-    message: str  # "exited with status 3", "killed by signal 9 (SIGKILL)", ...
-    duration: float = 0.0
-    status: int | None = None
-    signal: int | None = None
-    stdout: bytes = b""
-    stderr: bytes = b""
-    dropped: int = 0  # output bytes beyond the bound, counted and thrown away
+class HookResult:
+    """What one hook did. A plain class: ``typing.NamedTuple`` costs every login 2 ms."""
+
+    __slots__ = ("dropped", "duration", "message", "outcome", "signal", "status", "stderr",
+                 "stdout")
+
+    def __init__(self, outcome: Outcome, message: str, duration: float = 0.0,
+                 status: int | None = None, signal: int | None = None, stdout: bytes = b"",
+                 stderr: bytes = b"", dropped: int = 0) -> None:
+        self.outcome = outcome
+        self.message = message  # "exited with status 3", "killed by signal 9 (SIGKILL)", ...
+        self.duration = duration
+        self.status = status
+        self.signal = signal
+        self.stdout = stdout
+        self.stderr = stderr
+        self.dropped = dropped  # output bytes beyond the bound, counted and thrown away
 
     @property
     def ok(self) -> bool:
         return self.outcome == "ok"
 
+    def _replace(self, **changes: object) -> HookResult:
+        new = HookResult(self.outcome, self.message, self.duration, self.status, self.signal,
+                         self.stdout, self.stderr, self.dropped)
+        for name, value in changes.items():
+            setattr(new, name, value)
+        return new
 
-class RunAs(NamedTuple):
-    uid: int
-    gid: int
-    groups: tuple[int, ...]
+    def _key(self) -> tuple[object, ...]:
+        return (self.outcome, self.message, self.duration, self.status, self.signal,
+                self.stdout, self.stderr, self.dropped)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HookResult) and self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (f"HookResult(outcome={self.outcome!r}, message={self.message!r}, "
+                f"duration={self.duration!r}, status={self.status!r}, signal={self.signal!r}, "
+                f"stdout={self.stdout!r}, stderr={self.stderr!r}, dropped={self.dropped!r})")
+
+
+class RunAs:
+    """The user a ``runas`` hook runs as."""
+
+    __slots__ = ("gid", "groups", "uid")
+
+    def __init__(self, uid: int, gid: int, groups: tuple[int, ...]) -> None:
+        self.uid = uid
+        self.gid = gid
+        self.groups = groups
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RunAs) and (self.uid, self.gid, self.groups) == (
+            other.uid, other.gid, other.groups)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"RunAs(uid={self.uid!r}, gid={self.gid!r}, groups={self.groups!r})"
 
 
 class _Capture:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pwd
+import re
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from hookrunner.context import PAM_ITEMS, items_from_environ
-from hookrunner.environment import FIXED_PATH, hook_environment
+from hookrunner.environment import FIXED_PATH, forbidden, hook_environment, passable, reserved
 
 ITEMS = {b"PAM_USER": b"alice", b"PAM_SERVICE": b"sshd", b"PAM_RHOST": b"192.0.2.7",
          b"PAM_RUSER": b"bob", b"PAM_TTY": b"ssh", b"PAM_TYPE": b"auth"}
@@ -108,3 +109,19 @@ def test_values_pass_byte_for_byte_and_nothing_else(items: dict[bytes, bytes],
                                                     caller: dict[bytes, bytes]) -> None:
     env = hook_environment(items, "onauth", "h", caller=caller)
     assert env == {**items, b"HOOKRUNNER_PHASE": b"onauth", b"HOOKRUNNER_HOOK": b"h", b"PATH": FIXED_PATH}
+
+
+_FORBIDDEN_RE = re.compile(rb"^(LD_.*|PYTHON.*|BASH_ENV|ENV|IFS|BASH_FUNC_.*|PERL5.*|GCONV_PATH|LOCPATH)\Z")
+_RESERVED_RE = re.compile(rb"^(PAM_.*|HOOKRUNNER_.*|PATH|HOME|USER|LOGNAME|SHELL)\Z")
+_PIECES = ["LD_", "LD", "PYTHON", "PYTHO", "BASH_ENV", "BASH_FUNC_", "BASH_FUNC", "ENV", "IFS", "PERL5",
+           "PERL", "GCONV_PATH", "LOCPATH", "PAM_", "PAM", "HOOKRUNNER_", "HOOKRUNNER", "PATH", "HOME",
+           "USER", "LOGNAME", "SHELL", "_", "X", "a", "1"]
+
+
+@given(st.lists(st.sampled_from(_PIECES), min_size=1, max_size=3).map("".join))
+def test_string_checks_match_the_documented_patterns(name: str) -> None:
+    """forbidden()/reserved() are string checks (no `re` on the login path): same answers."""
+    key = name.encode()
+    assert forbidden(key) == bool(_FORBIDDEN_RE.match(key))
+    assert reserved(key) == bool(_RESERVED_RE.match(key))
+    assert passable(key) == (not _FORBIDDEN_RE.match(key) and not _RESERVED_RE.match(key))

@@ -76,6 +76,40 @@ def could_be_hook(file_name: str) -> bool:
     return bool(stem) and all(c in _NAME_CHARS for c in stem)
 
 
+def only_comments(raw: bytes) -> bool:
+    """A TOML document of nothing but blank lines and comments (an empty table), told apart
+    without ``tomllib`` (which costs 13 ms to import). Anything else, including a control
+    character that would make the file invalid TOML, is for tomllib to judge."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    for line in text.split("\n"):
+        line = line.removesuffix("\r").strip(" \t")
+        if line and not line.startswith("#"):
+            return False
+        if any((c < " " and c != "\t") or c == "\x7f" for c in line):
+            return False
+    return True
+
+
+def _config_is_empty(path: str, root: str) -> bool:
+    """The config exists: it is the defaults if it passes the safety rules and holds only
+    comments (the commented-out file Debian's package installs)."""
+    from .safety import UnsafeError, open_checked
+
+    top = root if path == root or path.startswith(root.rstrip("/") + "/") else "/"
+    try:
+        checked = open_checked(path, top)
+    except UnsafeError:
+        return False
+    try:
+        with os.fdopen(checked.fd, "rb") as f:
+            return only_comments(f.read(1 << 20))
+    except OSError:
+        return False
+
+
 def nothing_to_run(ns: RunArgs) -> bool:
     """True only if the phase certainly has no hook, no plugin and no config to check."""
     if ns.verbose:
@@ -84,7 +118,7 @@ def nothing_to_run(ns: RunArgs) -> bool:
     if phase is None:
         return False  # the full path gives the usage error
     config = ns.config if ns.config is not None else os.path.join(ns.root, CONFIG)
-    if os.path.lexists(config):
+    if os.path.lexists(config) and not _config_is_empty(config, ns.root):
         return False
     for layer in LAYERS:
         try:

@@ -62,6 +62,12 @@ def example_dist(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     if is_installed():
         pytest.skip(f"{DIST} is already installed in the venv: not touching it")
     pip_install(tmp_path_factory.mktemp("dist"))
+    from hookrunner.safety import check_file
+
+    problem = check_file(site_packages() / "hookrunner_example.py")
+    if problem is not None:  # e.g. a checkout below /tmp: world-writable, so refused by design
+        pip_uninstall()
+        pytest.skip(f"installed plugins in this venv are refused, as they must be: {problem}")
     try:
         yield site_packages() / "hookrunner_example.py"
     finally:

@@ -84,6 +84,8 @@ def only_comments(raw: bytes) -> bool:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return False
+    if "\r" in text.replace("\r\n", ""):
+        return False  # a carriage return is only allowed before a newline
     for line in text.split("\n"):
         line = line.removesuffix("\r").strip(" \t")
         if line and not line.startswith("#"):

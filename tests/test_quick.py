@@ -22,7 +22,7 @@ COMMENTISH = st.lists(st.one_of(
 ), max_size=8).map("\n".join)
 
 
-@settings(max_examples=2000)
+@settings(max_examples=5000)
 @given(COMMENTISH, st.sampled_from(["\n", "\r\n"]))
 def test_only_comments_is_sound(text: str, newline: str) -> None:
     raw = text.replace("\n", newline).encode("utf-8", "surrogatepass")
@@ -45,7 +45,8 @@ def test_debian_default_config_is_only_comments() -> None:
     assert tomllib.loads(raw.decode()) == {}
 
 
-@pytest.mark.parametrize("text", ["timeout = 5\n", "#ok\n[phase]\n", "# bad \x01 control\n"])
+@pytest.mark.parametrize("text", ["timeout = 5\n", "#ok\n[phase]\n", "# bad \x01 control\n", "#\r",
+                                  "# a\rb\n", "\ufeff# bom\n"])
 def test_anything_else_is_for_tomllib(text: str) -> None:
     assert not only_comments(text.encode())
 

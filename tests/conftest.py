@@ -11,6 +11,15 @@ from pathlib import Path
 
 import pytest
 from hooktree import MAIN, PYTHON, REPO, HookTree, RunHookrunner, run_hookrunner
+from hypothesis import settings
+
+# Real processes on a loaded 2-core machine: no per-example deadline. In CI (CI=true, as
+# .ci/run is started), the examples are derandomized, so a run is reproducible: new
+# examples are explored by `make test` on developers' machines.
+settings.register_profile("hookrunner", deadline=None)
+settings.register_profile("ci", parent=settings.get_profile("hookrunner"), derandomize=True,
+                          database=None)
+settings.load_profile("ci" if os.environ.get("CI") else "hookrunner")
 
 __all__ = ["MAIN", "PYTHON", "REPO", "HookTree", "run_hookrunner"]  # older tests import them from here
 

@@ -45,9 +45,9 @@ class PamContext:
     ``root`` the dispatcher's ``--root`` (``/`` in production): a plugin that reads its own
     file finds it with ``ctx.path("/etc/security/x.conf")``. ``authtok`` is the password
     only for a hook with ``authtok = true`` in ``onauth`` and ``onpasswd``, else ``None``.
-    ``log`` is a ``logging.Logger`` whose records go to hookrunner's log (syslog
-    authpriv, the config's ``log_file``), prefixed with ``PHASE.d/HOOK``; debug records
-    only with ``-v``.
+    ``log`` is a logger (the ``logging.Logger`` interface; ``logging`` is imported on its
+    first use) whose records go to hookrunner's log (syslog authpriv, the config's
+    ``log_file``), prefixed with ``PHASE.d/HOOK``; debug records only with ``-v``.
     """
 
     phase: str

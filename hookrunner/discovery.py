@@ -93,7 +93,7 @@ def layer_dirs(phase: str, root: str | os.PathLike[str] = "/") -> list[str]:
 
 def valid_name(name: str) -> bool:
     """run-parts' ``^[A-Za-z0-9_-]+$``."""
-    return bool(name) and all(c in NAME_CHARS for c in name)
+    return bool(name) and NAME_CHARS.issuperset(name)
 
 
 def hook_name(file_name: str) -> str | None:
@@ -144,8 +144,9 @@ def discover(
 
 def _scan(directory: str | os.PathLike[str]) -> Iterator[Candidate]:
     try:
-        # Sorted, so that "50-x" beats "50-x.py" (the same hook name) whatever the file system's order.
-        entries = sorted(os.scandir(directory), key=lambda e: os.fsencode(e.name))
+        # Classified as they come: a phase of 1000 hooks need not hold 1000 DirEntry objects.
+        with os.scandir(directory) as entries:
+            found = [_classify(entry) for entry in entries]
     except FileNotFoundError:
         return  # a missing layer is normal
     except NotADirectoryError:
@@ -156,8 +157,9 @@ def _scan(directory: str | os.PathLike[str]) -> Iterator[Candidate]:
         yield Candidate("\0" + os.path.basename(directory), os.fspath(directory), "exec", "skip",
                         f"cannot read directory: {e.strerror}")
         return
-    for entry in entries:
-        yield _classify(entry)
+    # Sorted, so that "50-x" beats "50-x.py" (the same hook name) whatever the file system's order.
+    found.sort(key=lambda c: os.fsencode(os.path.basename(c.path)))
+    yield from found
 
 
 def _classify(entry: os.DirEntry[str]) -> Candidate:

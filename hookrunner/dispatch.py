@@ -8,8 +8,8 @@ import time
 from .discovery import discover
 from .environment import hook_environment
 from .log import escape, fields
-from .runner import HookResult, RunAs, run_exec
-from .safety import UnsafeError, open_checked
+from .runner import HookResult, RunAs, inherited_fds, run_exec
+from .safety import UnsafeError, Verified, open_checked
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every login pays imports
 if TYPE_CHECKING:
@@ -93,6 +93,11 @@ class Dispatch:
         self.messages = messages or Messages()
         self.entry_points = entry_points
         self._pm: pluggy.PluginManager | None = None
+        # Per phase run, not per hook: what stays the same from one hook to the next.
+        self._verified: Verified | None = None  # directories already checked
+        self._inherited: list[int] | None = None  # our inheritable fds; plugins may add some
+        self._fields: str | None = None
+        self._root_env: bytes | None = None
 
     def candidates(self) -> list[Candidate]:
         eps = self.entry_points() if self.entry_points else ()
@@ -106,6 +111,9 @@ class Dispatch:
         deadline = time.monotonic() + (phase_cfg.timeout or self.config.phase_timeout)
         ran: list[Ran] = []
         failed = False
+        self._verified = Verified(self.root)
+        self._inherited = None
+        self._fields = None
         for candidate in self.candidates():
             if candidate.action != "run":
                 if candidate.action == "skip":
@@ -121,7 +129,7 @@ class Dispatch:
                 result = self.run_one(candidate, timeout)
             if result.outcome == "refused":  # DESIGN: skipped with a logged reason, not a failure
                 self.log.warning(f"{self.phase.name}.d/{escape(candidate.name)} {result.message} "
-                                 f"{fields(self.items)}")
+                                 f"{self.fields()}")
                 continue
             if result.outcome == "skip":  # an installed plugin without this phase's hook
                 self.log.debug(f"{self.phase.name}.d/{escape(candidate.name)} {result.message}")
@@ -139,9 +147,16 @@ class Dispatch:
                     break
         return (1 if failed else 0), ran
 
+    def fields(self) -> str:
+        """user=... service=... rhost=...: the same for every record of the phase."""
+        if self._fields is None:
+            self._fields = fields(self.items)
+        return self._fields
+
     def run_one(self, candidate: Candidate, timeout: float) -> HookResult:
         try:
-            checked = open_checked(candidate.path, self.root) if candidate.kind != "entrypoint" else None
+            checked = (open_checked(candidate.path, self.root, self._verified)
+                       if candidate.kind != "entrypoint" else None)
         except UnsafeError as e:
             return HookResult("refused", f"refused: {e}")
         try:
@@ -164,14 +179,31 @@ class Dispatch:
         env = hook_environment(self.items, self.phase.name, candidate.name,
                                pass_env=self.config.pass_env, caller=self.caller_env,
                                user=user_entry)
-        if os.path.normpath(self.root) != "/":  # state-keeping hooks put their files below --root too
-            env[b"HOOKRUNNER_ROOT"] = os.fsencode(os.path.abspath(self.root))
+        if self._root_env is None:
+            self._root_env = (b"" if os.path.normpath(self.root) == "/"
+                              else os.fsencode(os.path.abspath(self.root)))
+        if self._root_env:  # state-keeping hooks put their files below --root too
+            env[b"HOOKRUNNER_ROOT"] = self._root_env
         argv = [os.fsencode(candidate.path), *(os.fsencode(a) for a in hook_cfg.args)]
         stdin = self.authtok if (hook_cfg.authtok and self.phase.authtok) else None
         if hook_cfg.authtok and self.phase.authtok and stdin is None:
             stdin = b""
+        inherited = self._inherited
+        if inherited is None:
+            inherited = inherited_fds()
+            if not self.plugin_still_running():  # else it may open more: list them each time
+                self._inherited = inherited
         return run_exec(argv, env, timeout=timeout, grace=self.config.kill_grace,
-                        max_output=self.config.max_output, stdin=stdin, runas=runas)
+                        max_output=self.config.max_output, stdin=stdin, runas=runas,
+                        inherited=inherited)
+
+    def plugin_still_running(self) -> bool:
+        """A plugin of this phase ran past its timeout and its thread still runs."""
+        if self._pm is None:
+            return False
+        from . import plugins
+
+        return plugins.abandoned_threads()
 
     def resolve_user(self, runas: str) -> tuple[pwd.struct_passwd, RunAs]:
         import pwd
@@ -197,10 +229,12 @@ class Dispatch:
 
         hook_cfg = self.config.hook(candidate.name)
         authtok = self.authtok if (hook_cfg.authtok and self.phase.authtok) else None
-        ctx = PamContext.from_items(self.phase.name, self.items,
-                                    root=os.path.abspath(self.root)).for_hook(
-            candidate.name, log=plugins.plugin_logger(self.log, self.phase.name, candidate.name))
+        ctx = PamContext.from_items(  # the hook's own logger from the start: logging stays lazy
+            self.phase.name, self.items, root=os.path.abspath(self.root), hook=candidate.name,
+            log=plugins.plugin_logger(self.log, self.phase.name, candidate.name))
         ctx = plugins.with_authtok(ctx, authtok)
+
+        self._inherited = None  # a plugin may open an inheritable descriptor: list them again
 
         def load() -> object:
             if fd is not None:
@@ -221,7 +255,7 @@ class Dispatch:
         """One log record per hook: phase, name, outcome, status or signal, duration, who."""
         what = f"{self.phase.name}.d/{escape(candidate.name)} {result.message}"
         extra = f" ({int(result.duration * 1000)} ms{', optional' if optional else ''})"
-        record = f"{what}{extra} {fields(self.items)} outcome={result.outcome}"
+        record = f"{what}{extra} {self.fields()} outcome={result.outcome}"
         if result.ok:
             self.log.info(record)
         else:

@@ -25,6 +25,9 @@ def escape(value: str | bytes | None) -> str:
     """A printable, one-line, unambiguous rendering of a hostile value."""
     if value is None:
         return "-"
+    if (isinstance(value, str) and value.isascii() and value.isprintable() and "\\" not in value
+            and '"' not in value):  # the common case, unchanged: a hook's or phase's name
+        return f'"{value}"' if (" " in value or not value) else value
     raw = os.fsencode(value) if isinstance(value, str) else value
     text = "".join(chr(b) if b in _SAFE else f"\\x{b:02x}" for b in raw)
     return f'"{text}"' if (" " in text or not text) else text

@@ -137,11 +137,13 @@ def run_exec(
     max_output: int = 65536,
     stdin: bytes | None = None,
     runas: RunAs | None = None,
+    inherited: Sequence[int] | None = None,
 ) -> HookResult:
     """Run ``argv`` and wait for it at most ``timeout`` seconds (then TERM, KILL its group).
 
     The hook gets cwd ``/``, umask 022, a new session, stdin ``/dev/null`` (or a pipe holding
     ``stdin``), stdout and stderr on pipes, and no other file descriptor of ours.
+    ``inherited``: ``inherited_fds()`` taken earlier (a phase lists them once), else listed now.
     """
     start = time.monotonic()
     reaper.become_subreaper()  # orphans it leaves come to us, not init
@@ -151,7 +153,7 @@ def run_exec(
     in_r, in_w = _pipe() if stdin is not None else (None, None)
     try:
         spawn = _spawn if runas is None else _spawn_as
-        pid = spawn(list(argv), dict(env), in_r, out_w, err_w, runas)
+        pid = spawn(list(argv), dict(env), in_r, out_w, err_w, runas, inherited)
     except OSError as e:
         for fd in (out_r, err_r, in_w):
             if fd is not None:
@@ -203,8 +205,11 @@ def _pipe() -> tuple[int, int]:
     return fds[0], fds[1]
 
 
-def _inherited_fds() -> list[int]:
-    """Our descriptors above 2 that an exec would pass on (not close-on-exec)."""
+def inherited_fds() -> list[int]:
+    """Our descriptors above 2 that an exec would pass on (not close-on-exec).
+
+    Only code that runs in this process can add one (hookrunner's own descriptors are all
+    close-on-exec), so a phase lists them once and again after each plugin."""
     try:
         names = os.listdir("/proc/self/fd")
     except OSError:
@@ -222,17 +227,23 @@ def _inherited_fds() -> list[int]:
 
 
 def _spawn(argv: list[bytes], env: dict[bytes, bytes], stdin: int | None, out: int, err: int,
-           runas: RunAs | None) -> int:
+           runas: RunAs | None, inherited: Sequence[int] | None = None) -> int:
     """posix_spawn in a new session; cwd and umask are the child's only through ours."""
     actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
         (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0) if stdin is None
         else (os.POSIX_SPAWN_DUP2, stdin, 0),
         (os.POSIX_SPAWN_DUP2, out, 1),
         (os.POSIX_SPAWN_DUP2, err, 2),
-        *((os.POSIX_SPAWN_CLOSE, fd) for fd in _inherited_fds()),
+        *((os.POSIX_SPAWN_CLOSE, fd)
+          for fd in (inherited_fds() if inherited is None else inherited)),
     ]
     # posix_spawn has no chdir or umask: set ours around the call (a few microseconds).
-    cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if _has_cwd() else None
+    try:
+        cwd: int | None = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        if _has_cwd():  # out of descriptors, say: the hook cannot be started
+            raise
+        cwd = None  # a deleted or unreadable working directory: nothing to go back to
     old_umask = os.umask(0o022)
     try:
         os.chdir("/")
@@ -248,13 +259,13 @@ def _spawn(argv: list[bytes], env: dict[bytes, bytes], stdin: int | None, out: i
 def _has_cwd() -> bool:
     try:
         os.stat(".")
-    except OSError:  # a deleted or unreadable working directory: nothing to go back to
+    except OSError:
         return False
     return True
 
 
 def _spawn_as(argv: list[bytes], env: dict[bytes, bytes], stdin: int | None, out: int, err: int,
-              runas: RunAs | None) -> int:
+              runas: RunAs | None, inherited: Sequence[int] | None = None) -> int:
     """fork + setgroups/setgid/setuid + exec: what posix_spawn cannot do."""
     import subprocess
 
@@ -285,8 +296,7 @@ def _wait(pid: int, fds: tuple[int, ...], capture: _Capture, deadline: float,
     pidfd = _pidfd(pid)
     poller = select.poll()
     open_fds = set(fds)
-    for fd in fds:
-        os.set_blocking(fd, False)
+    for fd in fds:  # left blocking: each read follows a poll that found data or end of file
         poller.register(fd, select.POLLIN)
     if pidfd is not None:
         poller.register(pidfd, select.POLLIN)

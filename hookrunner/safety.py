@@ -55,7 +55,24 @@ def _parts(path: str) -> list[str]:
     return [part for part in path.split("/") if part and part != "."]
 
 
-def _resolve(path: str) -> tuple[str, list[str]]:
+class Verified:
+    """Directories that already passed for one ``top``: a phase checks each directory once.
+
+    Sound within one phase run: every directory kept here is a real directory (reached
+    through no symlink) that passed the check, or lies above ``top``, as do all its
+    ancestors; so only root can rename, replace or re-mode it meanwhile. Files are never
+    kept: each one is still opened and fstat'ed.
+    """
+
+    __slots__ = ("dirs", "top", "top_real")
+
+    def __init__(self, top: Path | str = "/") -> None:
+        self.top = top
+        self.top_real = os.path.realpath(top)
+        self.dirs: set[str] = set()
+
+
+def _resolve(path: str, known: set[str] | frozenset[str] = frozenset()) -> tuple[str, list[str]]:
     """Resolve ``path`` (absolute) as the kernel does; the real path and every directory looked into.
 
     That is each directory of the path and of every symlink's target on the way, so that a
@@ -73,6 +90,9 @@ def _resolve(path: str) -> tuple[str, list[str]]:
             continue
         looked_into.append(current)
         candidate = current + part if current == "/" else f"{current}/{part}"
+        if candidate in known:  # a real directory, verified earlier in this phase
+            current = candidate
+            continue
         st = os.lstat(candidate)
         if stat.S_ISLNK(st.st_mode):
             links += 1
@@ -92,17 +112,22 @@ def _within(path: str, top: str) -> bool:
     return top == "/" or path == top or path.startswith(top + "/")
 
 
-def open_checked(path: Path | str, top: Path | str = "/") -> Checked:
+def open_checked(path: Path | str, top: Path | str = "/", verified: Verified | None = None) -> Checked:
     """Open ``path`` (following symlinks) and check the opened file and all directories.
 
     ``top`` is where the directory walk stops (``--root``): the directories above it are
     trusted; every other directory on the way to the file is checked. Raises UnsafeError.
+    ``verified`` (for this same ``top``) skips the directories an earlier call passed.
     """
     # Not normalised: "link/.." is resolved as the kernel does; shown as pathlib would.
-    shown = "/" + "/".join(_parts(os.path.join(os.getcwd(), path)))
-    top = os.path.realpath(top)
+    path = os.fspath(path)
+    shown = "/" + "/".join(_parts(path if path.startswith("/") else os.path.join(os.getcwd(), path)))
+    if verified is not None and verified.top != top:
+        verified = None
+    known: set[str] | frozenset[str] = verified.dirs if verified is not None else frozenset()
+    top = verified.top_real if verified is not None else os.path.realpath(top)
     try:
-        real, directories = _resolve(shown)
+        real, directories = _resolve(shown, known)
         fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError as e:
         raise UnsafeError(f"cannot open {printable(shown)}: {e.strerror}") from None
@@ -112,6 +137,8 @@ def open_checked(path: Path | str, top: Path | str = "/") -> Checked:
             raise UnsafeError(f"{printable(real)} is not a regular file")
         _check_mode(st, "file", printable(real))
         for directory in reversed(dict.fromkeys(directories)):  # nearest first
+            if directory in known:
+                continue
             if _within(directory, top) or not _within(top, directory):
                 _check_mode(os.lstat(directory), "directory", printable(directory))
     except OSError as e:
@@ -120,6 +147,8 @@ def open_checked(path: Path | str, top: Path | str = "/") -> Checked:
     except UnsafeError:
         os.close(fd)
         raise
+    if verified is not None:
+        verified.dirs.update(directories)
     return Checked(real, fd)
 
 

@@ -378,3 +378,57 @@ def test_hookspec_has_a_test(hook: str) -> None:
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
                 names.add(node.name)
     assert any(name.startswith(f"test_{hook}_") for name in names), f"no test_{hook}_* test"
+
+
+def test_ctx_log_imports_logging_only_when_a_plugin_logs(hooktree: HookTree) -> None:
+    t = hooktree
+    config(t)
+    quiet = f"""
+import sys
+with open({str(t.out / "quiet")!r}, "w") as f:
+    f.write(str("logging" in sys.modules) + " " + ctx.log.name)
+"""
+    loud = f"""
+import logging, sys
+ctx.log.warning("careful %s", ctx.user)
+ctx.log.log(logging.ERROR, "bad")
+try:
+    1 / 0
+except ZeroDivisionError:
+    ctx.log.exception("caught")
+with open({str(t.out / "loud")!r}, "w") as f:
+    f.write(f"{{ctx.log.isEnabledFor(logging.DEBUG)}} {{ctx.log.getEffectiveLevel()}}")
+"""
+    t.hook("onsessionopen", "10-quiet.py", plugin(t, "onsessionopen", "10-quiet", quiet), 0o644)
+    t.hook("onsessionopen", "20-loud.py", plugin(t, "onsessionopen", "20-loud", loud), 0o644)
+    result = t.run("run", "onsessionopen", env={b"PAM_USER": b"alice"})
+    assert result.returncode == 0, log(t)
+    assert (t.out / "quiet").read_text() == "False hookrunner.onsessionopen.10-quiet"
+    assert (t.out / "loud").read_text() == "True 10"
+    records = log(t)
+    assert "onsessionopen.d/20-loud: careful alice" in records
+    assert "onsessionopen.d/20-loud: bad" in records
+    assert "onsessionopen.d/20-loud: caught" in records
+
+
+def test_an_inheritable_descriptor_a_plugin_opens_does_not_reach_later_hooks(
+        hooktree: HookTree) -> None:
+    # The dispatcher lists its inheritable descriptors once per phase, and again after a plugin.
+    t = hooktree
+    config(t)
+    fds = "#!/bin/sh\nls /proc/$$/fd > {out}/{name}\n"
+    t.hook("onsessionopen", "10-a", fds.format(out=t.out, name="10-a"))
+    body = f"""
+import os
+os.dup2(os.open("/dev/null", os.O_RDONLY), 40)  # dup2: inheritable
+with open({str(t.out / "20-p")!r}, "w") as f:
+    f.write(str(os.get_inheritable(40)))
+"""
+    t.hook("onsessionopen", "20-p.py", plugin(t, "onsessionopen", "20-p", body), 0o644)
+    t.hook("onsessionopen", "30-b", fds.format(out=t.out, name="30-b"))
+    result = t.run("run", "onsessionopen", env={b"PAM_USER": b"alice"})
+    assert result.returncode == 0, log(t)
+    assert (t.out / "20-p").read_text() == "True"
+    before, after = ((t.out / n).read_text().split() for n in ("10-a", "30-b"))
+    assert "40" not in after
+    assert after == before

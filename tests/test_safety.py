@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pyfakefs import fake_os, helpers
 
-from hookrunner.safety import UnsafeError, check_file, open_checked
+from hookrunner.safety import UnsafeError, Verified, check_file, open_checked
 
 ROOT = Path("/r")
 HOOKS = ROOT / "etc/security/onauth.d"
@@ -271,3 +271,52 @@ def test_reasons_are_one_printable_line_whatever_the_file_name(name: str) -> Non
     assert reason is not None and reason.isprintable(), reason
     escaped = "".join(c if c.isprintable() else "".join(f"\\x{b:02x}" for b in os.fsencode(c)) for c in name)
     assert reason == f"file {ROOT}/home/{escaped} is owned by uid 1000, not root"
+
+
+def _outcome(path: Path, top: Path, verified: Verified | None) -> str:
+    try:
+        checked = open_checked(path, top, verified)
+    except UnsafeError as e:
+        return f"refused: {e}"
+    os.close(checked.fd)
+    return f"ok: {checked.real}"
+
+
+def test_a_phase_checks_each_directory_once_with_the_same_results() -> None:
+    # A mixed tree: safe hooks, a symlink to a safe target elsewhere, a link through a
+    # writable directory, a symlinked layer directory, "..", a writable file, a missing file.
+    (ROOT / "tmp").mkdir(mode=0o777)
+    os.chmod(ROOT / "tmp", 0o777)
+    (ROOT / "opt/hooks").mkdir(parents=True)
+    for path in (HOOKS / "20-y", ROOT / "opt/hooks/real", ROOT / "tmp/hop", HOOKS / "40-open"):
+        path.write_bytes(b"#!/bin/sh\n")
+        path.chmod(0o755)
+    (HOOKS / "40-open").chmod(0o757)
+    (HOOKS / "30-link").symlink_to(ROOT / "opt/hooks/real")
+    (HOOKS / "35-hop").symlink_to(ROOT / "tmp/hop")
+    (ROOT / "etc/security/layer.d").symlink_to(ROOT / "opt/hooks")
+    paths = [HOOK, HOOKS / "20-y", HOOKS / "30-link", HOOKS / "35-hop", HOOKS / "40-open",
+             HOOKS / "50-missing", ROOT / "etc/security/layer.d/real",
+             HOOKS / "../onauth.d/10-x", ROOT / "tmp/hop", ROOT / "opt/hooks/real"]
+    for top in (ROOT, Path("/")):
+        alone = [_outcome(p, top, None) for p in paths]
+        assert alone.count("ok: /r/etc/security/onauth.d/10-x") == 2
+        assert sum(o.startswith("refused") for o in alone) == 4, alone
+        for order in (paths, paths[::-1], paths[3:] + paths[:3]):
+            verified = Verified(top)
+            got = {p: _outcome(p, top, verified) for p in order}
+            assert [got[p] for p in paths] == alone
+            assert all(not d.startswith(str(ROOT / "tmp")) for d in verified.dirs)
+
+
+def test_verified_directories_are_not_checked_again_within_a_phase() -> None:
+    verified = Verified(ROOT)
+    os.close(open_checked(HOOK, ROOT, verified).fd)
+    assert str(HOOKS) in verified.dirs
+    HOOKS.chmod(0o777)  # only root could do this to a verified directory mid-phase
+    os.close(open_checked(HOOK, ROOT, verified).fd)  # not looked at again: checked once
+    assert check_file(HOOK, ROOT) == f"directory {HOOKS} is writable by group (mode 0777)"
+    assert _outcome(HOOK, ROOT, Verified(ROOT)).startswith("refused")  # the next phase sees it
+    assert _outcome(HOOK, Path("/"), verified).startswith("refused")  # another top: no cache
+    HOOK.chmod(0o777)
+    assert _outcome(HOOK, ROOT, verified).startswith("refused: file")  # files: every time

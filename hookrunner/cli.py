@@ -161,7 +161,7 @@ def _config(ns: argparse.Namespace) -> Config:
     except UnsafeError as e:
         raise ConfigError(f"{path}: refused: {e}") from None
     os.close(checked.fd)
-    return load_config(path, required=True)
+    return load_config(path, required=True, cache_root=os.fspath(ns.root))
 
 
 def _within(path: str, top: str) -> bool:

@@ -24,6 +24,17 @@ _ENV_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
 _ENV_REST = _ENV_FIRST | frozenset("0123456789")
 
 
+_USER_FIRST = _ENV_FIRST
+_USER_REST = _ENV_REST | frozenset(".-")
+
+
+def valid_user_name(name: str) -> bool:
+    r"""``^[a-z_][a-z0-9_.-]*\$?$``, ASCII, any case (shadow-utils' rule, and Samba's "$"),
+    without ``re``: the config of every login is validated."""
+    stem = name[:-1] if name.endswith("$") else name
+    return bool(stem) and stem[0] in _USER_FIRST and all(c in _USER_REST for c in stem)
+
+
 def valid_env_name(name: str) -> bool:
     """``^[A-Za-z_][A-Za-z0-9_]*$``."""
     return bool(name) and name[0] in _ENV_FIRST and all(c in _ENV_REST for c in name)
@@ -119,10 +130,19 @@ _DEFAULT_HOOK = HookConfig()
 _DEFAULT_PHASE = PhaseConfig()
 
 
-def load_config(path: str | os.PathLike[str], *, required: bool = False) -> Config:
-    """Read and validate ``path``; a missing file is the defaults unless ``required``."""
-    import tomllib
+CACHE = "var/cache/hookrunner/config"  # below --root: the parse of the last config seen
+_CACHE_MAGIC = "hookrunner-config 1"
 
+
+def load_config(path: str | os.PathLike[str], *, required: bool = False,
+                cache_root: str | None = None) -> Config:
+    """Read and validate ``path``; a missing file is the defaults unless ``required``.
+
+    With ``cache_root`` (the dispatcher's --root), the TOML parse is kept in
+    ``cache_root/var/cache/hookrunner/config`` next to the exact bytes it was parsed from:
+    importing tomllib costs 13 ms, and every PAM phase would pay it. The cache is used only
+    when it holds these very bytes, and only if it is root-owned and writable by nobody else.
+    """
     from .quick import only_comments
 
     try:
@@ -136,6 +156,12 @@ def load_config(path: str | os.PathLike[str], *, required: bool = False) -> Conf
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
     if only_comments(raw):  # Debian's shipped file: validating it needs no TOML parser
         return Config(path=path)
+    cache = None if cache_root is None else os.path.join(cache_root, CACHE)
+    data = None if cache is None or cache_root is None else _cached_parse(cache, cache_root, raw)
+    if data is not None:
+        return _Validator(path, raw.decode("utf-8")).config(data)
+    import tomllib
+
     try:
         text = raw.decode("utf-8")
         data = tomllib.loads(text)
@@ -145,7 +171,62 @@ def load_config(path: str | os.PathLike[str], *, required: bool = False) -> Conf
         raise ConfigError(f"{path}:{_toml_message(e, text)}") from None
     except RecursionError:  # tomllib recurses into nested arrays and inline tables
         raise ConfigError(f"{path}: values nested too deeply") from None
-    return _Validator(path, text).config(data)
+    config = _Validator(path, text).config(data)  # only a valid config is worth keeping
+    if cache is not None:
+        _store_parse(cache, raw, data)
+    return config
+
+
+def _cached_parse(cache: str, root: str, raw: bytes) -> dict[str, Any] | None:
+    import marshal  # built in: no import cost
+
+    from .safety import UnsafeError, open_checked
+
+    try:
+        checked = open_checked(cache, root)
+    except UnsafeError:
+        return None
+    try:
+        with os.fdopen(checked.fd, "rb") as f:
+            stored = marshal.loads(f.read(1 << 20))  # noqa: S302 — root-owned, checked like a hook
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+    if not (isinstance(stored, tuple) and len(stored) == 4):
+        return None
+    magic, version, source, data = stored
+    if (magic, version, source) != (_CACHE_MAGIC, _python_version(), raw) or not isinstance(data, dict):
+        return None
+    return data
+
+
+def _store_parse(cache: str, raw: bytes, data: dict[str, Any]) -> None:
+    """Atomically, as root only; a value marshal cannot hold (a TOML date) means no cache."""
+    import marshal
+
+    if os.geteuid() != 0:
+        return
+    try:
+        blob = marshal.dumps((_CACHE_MAGIC, _python_version(), raw, data))
+    except ValueError:
+        return
+    tmp = os.path.join(os.path.dirname(cache), f".{os.path.basename(cache)}.{os.getpid()}")
+    try:
+        os.makedirs(os.path.dirname(cache), mode=0o755, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+        os.replace(tmp, cache)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def _python_version() -> str:
+    import sys
+
+    return sys.version  # marshal's format is the interpreter's
 
 
 def _toml_message(e: Exception, text: str) -> str:
@@ -281,10 +362,8 @@ class _Validator:
                 raise self.error(prefix[:-1], "expected a table")
             self.unknown(table, known, prefix)
             runas = table.get("runas")
-            import re  # tomllib has imported it
-
             if runas is not None and (not isinstance(runas, str) or not (
-                runas == "@user" or re.match(r"^[a-z_][a-z0-9_.-]*\$?\Z", runas, re.I)
+                runas == "@user" or valid_user_name(runas)
             )):
                 raise self.error(prefix + "runas", f"expected a user name or \"@user\", got {runas!r}")
             args = table.get("args", [])

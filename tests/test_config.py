@@ -236,3 +236,14 @@ def test_any_text_raises_nothing_but_config_error(text: str | bytes) -> None:
             assert str(e).startswith(str(path))
         else:
             assert isinstance(config, Config)
+
+
+@settings(max_examples=3000)
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=12))
+def test_valid_user_name_is_the_documented_rule(name: str) -> None:
+    import re
+
+    from hookrunner.config import valid_user_name
+
+    rule = re.fullmatch(r"[a-z_][a-z0-9_.-]*\$?", name, re.I | re.ASCII)
+    assert valid_user_name(name) == bool(rule)

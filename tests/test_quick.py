@@ -93,3 +93,34 @@ def test_an_unsafe_comment_only_config_is_refused(hooktree: HookTree) -> None:
     Path(path).chmod(0o666)
     status, _ = _importtime(hooktree)
     assert status == 3
+
+
+def test_config_parse_is_cached_by_its_exact_bytes(hooktree: HookTree) -> None:
+    from hookrunner.config import CACHE
+
+    hooktree.hook("onsessionopen", "10-slow", "#!/bin/sh\nsleep 5\n")
+    hooktree.config('timeout = 0.3\nkill_grace = 0.1\n[hook."10-slow"]\noptional = true\n')
+    status, imports = _importtime(hooktree)  # parses with tomllib, writes the cache
+    assert status == 0 and "tomllib" in imports
+    cache = hooktree.root / CACHE
+    assert cache.stat().st_uid == 0 and cache.stat().st_mode & 0o077 == 0
+    status, imports = _importtime(hooktree)
+    assert status == 0 and "tomllib" not in imports and " re\n" not in imports
+    # Other bytes, other answer: the hook is no longer optional, so its timeout fails the phase.
+    hooktree.config('timeout = 0.3\nkill_grace = 0.1\n[hook."10-slow"]\noptional = false\n')
+    status, imports = _importtime(hooktree)
+    assert status == 1 and "tomllib" in imports
+    # A cache others could write is not trusted.
+    cache.chmod(0o666)
+    status, imports = _importtime(hooktree)
+    assert status == 1 and "tomllib" in imports
+
+
+def test_a_broken_config_is_never_cached(hooktree: HookTree) -> None:
+    from hookrunner.config import CACHE
+
+    hooktree.config("timeout = -1\n")
+    for _ in range(2):
+        status, imports = _importtime(hooktree)
+        assert status == 3 and "tomllib" in imports
+    assert not (hooktree.root / CACHE).exists()

@@ -12,6 +12,7 @@ import os
 from .discovery import valid_name
 from .environment import forbidden
 from .phases import CONFIG, PHASES
+from .record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every login pays imports
 if TYPE_CHECKING:
@@ -49,28 +50,7 @@ class ConfigError(Exception):
     """A configuration problem; str() is the one line the user sees."""
 
 
-class _Record:
-    """Frozen-ish records with NamedTuple's equality, repr and ``_replace``, without
-    ``typing`` (NamedTuple) or ``dataclasses``: each would cost every PAM phase milliseconds."""
-
-    __slots__ = ()
-    _fields: tuple[str, ...] = ()
-
-    def _values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self._fields)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Record) and type(other) is type(self) and \
-            self._values() == other._values()
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
-        return f"{type(self).__name__}({inner})"
-
-
-class HookConfig(_Record):
+class HookConfig(Record):
     __slots__ = ("args", "authtok", "optional", "runas", "show_output", "timeout")
     _fields = ("timeout", "optional", "runas", "authtok", "show_output", "args")
 
@@ -85,7 +65,7 @@ class HookConfig(_Record):
         self.args = args
 
 
-class PhaseConfig(_Record):
+class PhaseConfig(Record):
     __slots__ = ("stop_on_failure", "timeout")
     _fields = ("stop_on_failure", "timeout")
 
@@ -98,7 +78,7 @@ _NO_PHASES: dict[str, PhaseConfig] = {}  # shared by default Configs: never writ
 _NO_HOOKS: dict[str, HookConfig] = {}
 
 
-class Config(_Record):
+class Config(Record):
     __slots__ = ("hooks", "kill_grace", "log_file", "max_output", "pass_env", "path",
                  "phase_timeout", "phases", "timeout")
     _fields = ("path", "timeout", "phase_timeout", "kill_grace", "max_output", "pass_env",

@@ -10,6 +10,7 @@ import os
 import stat
 
 from .phases import LAYERS
+from .record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every login pays imports
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ DEV_NULL = "/dev/null"
 NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
-class Candidate:
+class Candidate(Record):
     """One entry found for a phase, with what will be done with it and why.
 
     A plain class with slots (``typing.NamedTuple`` costs every login 2 ms); ``path`` is a
@@ -35,6 +36,7 @@ class Candidate:
     """
 
     __slots__ = ("action", "kind", "name", "path", "reason")
+    _fields = ("name", "path", "kind", "action", "reason")
 
     def __init__(self, name: str, path: str, kind: Kind, action: Action, reason: str) -> None:
         self.name = name  # the hook's name: file name, without ".py" for a plugin file
@@ -48,43 +50,19 @@ class Candidate:
         file_name = self.name + ".py" if self.kind == "python" else self.name
         return os.fsencode(file_name)
 
-    def _replace(self, **changes: str) -> Candidate:
-        new = Candidate(self.name, self.path, self.kind, self.action, self.reason)
-        for name, value in changes.items():
-            setattr(new, name, value)
-        return new
-
-    def _key(self) -> tuple[str, ...]:
-        return (self.name, self.path, self.kind, self.action, self.reason)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Candidate) and self._key() == other._key()
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return (f"Candidate(name={self.name!r}, path={self.path!r}, kind={self.kind!r}, "
-                f"action={self.action!r}, reason={self.reason!r})")
 
 
-class EntryPoint:
+class EntryPoint(Record):
     """An installed plugin: ``name = value`` in the ``hookrunner`` entry-point group."""
 
     __slots__ = ("dist", "name", "value")
+    _fields = ("name", "value", "dist")
 
     def __init__(self, name: str, value: str, dist: str = "") -> None:
         self.name = name
         self.value = value  # "package.module" or "package.module:attr"
         self.dist = dist
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, EntryPoint) and (self.name, self.value, self.dist) == (
-            other.name, other.value, other.dist)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"EntryPoint(name={self.name!r}, value={self.value!r}, dist={self.dist!r})"
 
 
 def layer_dirs(phase: str, root: str | os.PathLike[str] = "/") -> list[str]:

@@ -8,6 +8,7 @@ import time
 from .discovery import discover
 from .environment import hook_environment
 from .log import escape, fields
+from .record import Record
 from .runner import HookResult, RunAs, inherited_fds, run_exec
 from .safety import UnsafeError, Verified, open_checked
 
@@ -27,10 +28,11 @@ if TYPE_CHECKING:
 LOGGED_OUTPUT = 2048  # bytes of a hook's stdout/stderr put in its log record
 
 
-class Ran:
+class Ran(Record):
     """One hook that ran: what it was, what it did, whether its failure counts."""
 
     __slots__ = ("candidate", "optional", "result")
+    _fields = ("candidate", "result", "optional")
 
     def __init__(self, candidate: Candidate, result: HookResult, optional: bool) -> None:
         self.candidate = candidate
@@ -38,10 +40,7 @@ class Ran:
         self.optional = optional
 
     def __iter__(self) -> Iterator[object]:  # unpacks like the NamedTuple it was
-        return iter((self.candidate, self.result, self.optional))
-
-    def __repr__(self) -> str:
-        return f"Ran({self.candidate!r}, {self.result!r}, {self.optional!r})"
+        return iter(self._values())
 
 
 class Messages:

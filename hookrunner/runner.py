@@ -14,6 +14,7 @@ import select
 import time
 
 from . import reaper
+from .record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every login pays imports
 if TYPE_CHECKING:
@@ -27,11 +28,12 @@ DRAIN_SECONDS = 0.05  # after the hook exits, how long leftover output may still
 SIGKILL, SIGPIPE, SIGTERM, SIGXFSZ = 9, 13, 15, 25
 
 
-class HookResult:
+class HookResult(Record):
     """What one hook did. A plain class: ``typing.NamedTuple`` costs every login 2 ms."""
 
     __slots__ = ("dropped", "duration", "message", "outcome", "signal", "status", "stderr",
                  "stdout")
+    _fields = ("outcome", "message", "duration", "status", "signal", "stdout", "stderr", "dropped")
 
     def __init__(self, outcome: Outcome, message: str, duration: float = 0.0,
                  status: int | None = None, signal: int | None = None, stdout: bytes = b"",
@@ -49,46 +51,19 @@ class HookResult:
     def ok(self) -> bool:
         return self.outcome == "ok"
 
-    def _replace(self, **changes: object) -> HookResult:
-        new = HookResult(self.outcome, self.message, self.duration, self.status, self.signal,
-                         self.stdout, self.stderr, self.dropped)
-        for name, value in changes.items():
-            setattr(new, name, value)
-        return new
-
-    def _key(self) -> tuple[object, ...]:
-        return (self.outcome, self.message, self.duration, self.status, self.signal,
-                self.stdout, self.stderr, self.dropped)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, HookResult) and self._key() == other._key()
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return (f"HookResult(outcome={self.outcome!r}, message={self.message!r}, "
-                f"duration={self.duration!r}, status={self.status!r}, signal={self.signal!r}, "
-                f"stdout={self.stdout!r}, stderr={self.stderr!r}, dropped={self.dropped!r})")
 
 
-class RunAs:
+class RunAs(Record):
     """The user a ``runas`` hook runs as."""
 
     __slots__ = ("gid", "groups", "uid")
+    _fields = ("uid", "gid", "groups")
 
     def __init__(self, uid: int, gid: int, groups: tuple[int, ...]) -> None:
         self.uid = uid
         self.gid = gid
         self.groups = groups
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, RunAs) and (self.uid, self.gid, self.groups) == (
-            other.uid, other.gid, other.groups)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"RunAs(uid={self.uid!r}, gid={self.gid!r}, groups={self.groups!r})"
 
 
 class _Capture:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .config import DEFAULT_PATH, Config, ConfigError, load_config
+from .config import DEFAULT_PATH, Config, ConfigError, parse_config
 from .phases import Phase, items_from_environ, phase_words, resolve_phase
 from .quick import RunArgs, run_args
 
@@ -149,7 +149,7 @@ def _phase(word: str | None) -> Phase:
 
 
 def _config(ns: argparse.Namespace) -> Config:
-    from .safety import UnsafeError, open_checked
+    from .safety import UnsafeError, read_checked
 
     path = ns.config if ns.config is not None else os.path.join(ns.root, DEFAULT_PATH)
     if not os.path.lexists(path):
@@ -157,18 +157,12 @@ def _config(ns: argparse.Namespace) -> Config:
             raise ConfigError(f"{path}: no such file")
         return Config()
     try:
-        checked = open_checked(path, ns.root if _within(path, ns.root) else "/")
+        raw = read_checked(path, ns.root)  # parsed from the very descriptor that was checked
     except UnsafeError as e:
         raise ConfigError(f"{path}: refused: {e}") from None
-    os.close(checked.fd)
-    return load_config(path, required=True, cache_root=os.fspath(ns.root))
-
-
-def _within(path: str, top: str) -> bool:
-    """``Path(path).is_relative_to(top)``, lexically, without pathlib."""
-    parts = [p for p in path.split("/") if p and p != "."]
-    top_parts = [p for p in top.split("/") if p and p != "."]
-    return path.startswith("/") == top.startswith("/") and parts[:len(top_parts)] == top_parts
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    return parse_config(path, raw, cache_root=os.fspath(ns.root))
 
 
 def _log(ns: argparse.Namespace, config: Config) -> Log:

@@ -116,15 +116,7 @@ _CACHE_MAGIC = "hookrunner-config 1"
 
 def load_config(path: str | os.PathLike[str], *, required: bool = False,
                 cache_root: str | None = None) -> Config:
-    """Read and validate ``path``; a missing file is the defaults unless ``required``.
-
-    With ``cache_root`` (the dispatcher's --root), the TOML parse is kept in
-    ``cache_root/var/cache/hookrunner/config`` next to the exact bytes it was parsed from:
-    importing tomllib costs 13 ms, and every PAM phase would pay it. The cache is used only
-    when it holds these very bytes, and only if it is root-owned and writable by nobody else.
-    """
-    from .quick import only_comments
-
+    """Read and validate ``path``; a missing file is the defaults unless ``required``."""
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -134,6 +126,20 @@ def load_config(path: str | os.PathLike[str], *, required: bool = False,
         return Config()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    return parse_config(path, raw, cache_root=cache_root)
+
+
+def parse_config(path: str | os.PathLike[str], raw: bytes, *,
+                 cache_root: str | None = None) -> Config:
+    """Validate the bytes of ``path``.
+
+    With ``cache_root`` (the dispatcher's --root), the TOML parse is kept in
+    ``cache_root/var/cache/hookrunner/config`` next to the exact bytes it was parsed from:
+    importing tomllib costs 13 ms, and every PAM phase would pay it. The cache is used only
+    when it holds these very bytes, and only if it is root-owned and writable by nobody else.
+    """
+    from .quick import only_comments
+
     if only_comments(raw):  # Debian's shipped file: validating it needs no TOML parser
         return Config(path=path)
     cache = None if cache_root is None else os.path.join(cache_root, CACHE)
@@ -160,16 +166,11 @@ def load_config(path: str | os.PathLike[str], *, required: bool = False,
 def _cached_parse(cache: str, root: str, raw: bytes) -> dict[str, Any] | None:
     import marshal  # built in: no import cost
 
-    from .safety import UnsafeError, open_checked
+    from .safety import UnsafeError, read_checked
 
     try:
-        checked = open_checked(cache, root)
-    except UnsafeError:
-        return None
-    try:
-        with os.fdopen(checked.fd, "rb") as f:
-            stored = marshal.loads(f.read(1 << 20))  # noqa: S302 — root-owned, checked like a hook
-    except (OSError, EOFError, ValueError, TypeError):
+        stored = marshal.loads(read_checked(cache, root))  # noqa: S302 — root-owned, checked like a hook
+    except (UnsafeError, OSError, EOFError, ValueError, TypeError):
         return None
     if not (isinstance(stored, tuple) and len(stored) == 4):
         return None
@@ -180,27 +181,16 @@ def _cached_parse(cache: str, root: str, raw: bytes) -> dict[str, Any] | None:
 
 
 def _store_parse(cache: str, raw: bytes, data: dict[str, Any]) -> None:
-    """Atomically, as root only; a value marshal cannot hold (a TOML date) means no cache."""
+    """A value marshal cannot hold (a TOML date) means no cache."""
     import marshal
 
-    if os.geteuid() != 0:
-        return
+    from .safety import write_root_only
+
     try:
         blob = marshal.dumps((_CACHE_MAGIC, _python_version(), raw, data))
     except ValueError:
         return
-    tmp = os.path.join(os.path.dirname(cache), f".{os.path.basename(cache)}.{os.getpid()}")
-    try:
-        os.makedirs(os.path.dirname(cache), mode=0o755, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        os.replace(tmp, cache)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    write_root_only(cache, blob, 0o600)
 
 
 def _python_version() -> str:

@@ -21,7 +21,7 @@ import os
 import sys
 import time
 
-from .safety import UnsafeError, check_file, open_checked
+from .safety import UnsafeError, check_file, read_checked, write_root_only
 
 TYPE_CHECKING = False  # no typing, pathlib or discovery imports on the empty-phase path
 if TYPE_CHECKING:
@@ -149,35 +149,18 @@ def _from_cache(lines: list[str] | None, key: list[str]) -> list[tuple[str, str,
 
 def _read(cache: str, root: Path | str) -> list[str] | None:
     try:
-        checked = open_checked(cache, root)
-    except UnsafeError:
+        raw = read_checked(cache, root)
+    except (UnsafeError, OSError):
         return None
-    try:
-        with os.fdopen(checked.fd, "rb") as f:
-            return f.read(1 << 20).decode("utf-8", "surrogateescape").split("\n")[:-1]
-    except OSError:
-        return None
+    return raw.decode("utf-8", "surrogateescape").split("\n")[:-1]
 
 
 def _write(cache: str, key: list[str], eps: list[tuple[str, str, str]]) -> None:
-    """Atomically, root only; a read-only /var just means no cache."""
-    if os.geteuid() != 0:
-        return
     lines = [*key, "", *("\t".join(ep) for ep in eps)]
     if any("\n" in line for line in lines) or any("\t" in f for ep in eps for f in ep):
         return  # a name we could not write back unambiguously: scan every time
-    tmp = os.path.join(os.path.dirname(cache), f".{os.path.basename(cache)}.{os.getpid()}")
-    try:
-        os.makedirs(os.path.dirname(cache), mode=0o755, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
-            f.write("".join(line + "\n" for line in lines))
-        os.replace(tmp, cache)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    data = "".join(line + "\n" for line in lines).encode("utf-8", "surrogateescape")
+    write_root_only(cache, data, 0o644)
 
 
 def module_files(value: str) -> list[Path]:

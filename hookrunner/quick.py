@@ -98,17 +98,11 @@ def only_comments(raw: bytes) -> bool:
 def _config_is_empty(path: str, root: str) -> bool:
     """The config exists: it is the defaults if it passes the safety rules and holds only
     comments (the commented-out file Debian's package installs)."""
-    from .safety import UnsafeError, open_checked
+    from .safety import UnsafeError, read_checked
 
-    top = root if path == root or path.startswith(root.rstrip("/") + "/") else "/"
     try:
-        checked = open_checked(path, top)
-    except UnsafeError:
-        return False
-    try:
-        with os.fdopen(checked.fd, "rb") as f:
-            return only_comments(f.read(1 << 20))
-    except OSError:
+        return only_comments(read_checked(path, root))
+    except (UnsafeError, OSError):
         return False
 
 
@@ -119,10 +113,7 @@ def nothing_to_run(ns: RunArgs) -> bool:
     phase = resolve_phase(ns.phase if ns.phase is not None else os.environ.get("PAM_TYPE"))
     if phase is None:
         return False  # the full path gives the usage error
-    config = ns.config if ns.config is not None else os.path.join(ns.root, CONFIG)
-    if os.path.lexists(config) and not _config_is_empty(config, ns.root):
-        return False
-    for layer in LAYERS:
+    for layer in LAYERS:  # first: a phase with hooks leaves before reading the config twice
         try:
             with os.scandir(os.path.join(ns.root, layer, phase.name + ".d")) as entries:
                 if any(could_be_hook(entry.name) for entry in entries):
@@ -131,6 +122,9 @@ def nothing_to_run(ns: RunArgs) -> bool:
             continue
         except OSError:
             return False
+    config = ns.config if ns.config is not None else os.path.join(ns.root, CONFIG)
+    if os.path.lexists(config) and not _config_is_empty(config, ns.root):
+        return False
     from .entrypoints import cached
 
     return cached(ns.root) == []

@@ -152,6 +152,37 @@ def open_checked(path: Path | str, top: Path | str = "/", verified: Verified | N
     return Checked(real, fd)
 
 
+def read_checked(path: Path | str, root: Path | str = "/", limit: int = 1 << 20) -> bytes:
+    """The bytes of ``path`` (at most ``limit``), read from the descriptor that passed the
+    rules. The directory walk stops at ``root`` when the file really lies below it, else at
+    ``/``. Raises UnsafeError, or OSError if the read itself fails."""
+    real_root = os.path.realpath(root)
+    top = real_root if _within(os.path.realpath(path), real_root) else "/"
+    checked = open_checked(path, top)
+    with os.fdopen(checked.fd, "rb") as f:
+        return f.read(limit)
+
+
+def write_root_only(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` atomically with ``data``: a cache that :func:`read_checked` accepts
+    later. Only as root; a place that cannot be written (a read-only /var) means no cache."""
+    if os.geteuid() != 0:
+        return
+    directory = os.path.dirname(path)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}")
+    try:
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
 def check_file(path: Path | str, top: Path | str = "/") -> str | None:
     """The reason ``path`` may not be used, or None if it is safe."""
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import stat
 
-from .phases import LAYERS
+from .phases import LAYERS, hook_name, valid_name
 from .record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every login pays imports
@@ -20,12 +20,10 @@ if TYPE_CHECKING:
     Kind = Literal["exec", "python", "entrypoint"]
     Action = Literal["run", "skip", "mask"]
 
-__all__ = ["LAYERS", "Candidate", "EntryPoint", "discover", "hook_name", "layer_dirs"]
+__all__ = ["LAYERS", "Candidate", "EntryPoint", "discover", "hook_name", "layer_dirs",
+           "valid_name"]
 
 DEV_NULL = "/dev/null"
-# run-parts' default rule (--lsbsysinit off), ^[A-Za-z0-9_-]+$, as a set of characters:
-# `re` (and `pathlib`, `typing`) would cost every login a few milliseconds to import.
-NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
 class Candidate(Record):
@@ -67,20 +65,6 @@ class EntryPoint(Record):
 
 def layer_dirs(phase: str, root: str | os.PathLike[str] = "/") -> list[str]:
     return [os.path.join(root, layer, phase + ".d") for layer in LAYERS]
-
-
-def valid_name(name: str) -> bool:
-    """run-parts' ``^[A-Za-z0-9_-]+$``."""
-    return bool(name) and NAME_CHARS.issuperset(name)
-
-
-def hook_name(file_name: str) -> str | None:
-    """The hook's name for a file name, or None if run-parts' rule refuses it."""
-    if valid_name(file_name):
-        return file_name
-    if file_name.endswith(".py") and valid_name(file_name[:-3]):
-        return file_name[:-3]
-    return None
 
 
 def discover(

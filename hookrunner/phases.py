@@ -31,6 +31,25 @@ LAYERS: tuple[str, ...] = (
 )
 CONFIG = "etc/security/hookrunner.toml"  # below --root
 
+# run-parts' default rule (--lsbsysinit off), ^[A-Za-z0-9_-]+$, as a set of characters:
+# `re` (and `pathlib`, `typing`) would cost every login a few milliseconds to import.
+NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def valid_name(name: str) -> bool:
+    """run-parts' ``^[A-Za-z0-9_-]+$``."""
+    return bool(name) and NAME_CHARS.issuperset(name)
+
+
+def hook_name(file_name: str) -> str | None:
+    """The hook's name for a file name (``NAME`` or ``NAME.py``), or None if run-parts' rule
+    refuses it."""
+    if valid_name(file_name):
+        return file_name
+    if file_name.endswith(".py") and valid_name(file_name[:-3]):
+        return file_name[:-3]
+    return None
+
 
 PHASES: tuple[Phase, ...] = (
     Phase("onauth", "auth", True, True),

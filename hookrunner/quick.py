@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import os
 
-from .phases import CONFIG, LAYERS, resolve_phase
+from .phases import CONFIG, LAYERS, hook_name, resolve_phase
 
-_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 EXIT_EMPTY = 4
 
 
@@ -71,9 +70,8 @@ def run_args(args: list[str]) -> RunArgs | None:
 
 
 def could_be_hook(file_name: str) -> bool:
-    """run-parts' ``^[A-Za-z0-9_-]+$``, or ``NAME.py``, without importing ``re``."""
-    stem = file_name[:-3] if file_name.endswith(".py") else file_name
-    return bool(stem) and all(c in _NAME_CHARS for c in stem)
+    """run-parts' ``^[A-Za-z0-9_-]+$``, or ``NAME.py``: discovery's own rule."""
+    return hook_name(file_name) is not None
 
 
 def only_comments(raw: bytes) -> bool:

@@ -197,8 +197,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
     if phase.authtok and any(h.authtok for h in dispatch.config.hooks.values()):
         dispatch.authtok = read_authtok(0)
     _kill_hooks_on_sigterm()
-    status, ran = dispatch.run()
-    if ns.ignore_empty and not ran:
+    status, _ = dispatch.run(keep=False)
+    if ns.ignore_empty and not dispatch.ran:
         return EXIT_EMPTY
     return status
 

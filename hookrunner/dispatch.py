@@ -97,18 +97,21 @@ class Dispatch:
         self._inherited: list[int] | None = None  # our inheritable fds; plugins may add some
         self._fields: str | None = None
         self._root_env: bytes | None = None
+        self.ran = 0  # hooks that ran in the last run(), kept or not
 
     def candidates(self) -> list[Candidate]:
         eps = self.entry_points() if self.entry_points else ()
         return discover(self.phase.name, self.root, eps)
 
-    def run(self) -> tuple[int, list[Ran]]:
-        """Run the phase; the exit status (0 or 1) and what each hook did."""
+    def run(self, *, keep: bool = True) -> tuple[int, list[Ran]]:
+        """Run the phase; the exit status (0 or 1) and what each hook did (``keep``), else
+        an empty list: ``run`` needs only the count (``self.ran``), not 1000 results."""
         phase_cfg = self.config.phase(self.phase.name)
         stop = phase_cfg.stop_on_failure
         stop_on_failure = self.phase.stop_on_failure if stop is None else stop
         deadline = time.monotonic() + (phase_cfg.timeout or self.config.phase_timeout)
         ran: list[Ran] = []
+        self.ran = 0
         failed = False
         self._verified = Verified(self.root)
         self._inherited = None
@@ -133,7 +136,9 @@ class Dispatch:
             if result.outcome == "skip":  # an installed plugin without this phase's hook
                 self.log.debug(f"{self.phase.name}.d/{escape(candidate.name)} {result.message}")
                 continue
-            ran.append(Ran(candidate, result, hook_cfg.optional))
+            self.ran += 1
+            if keep:
+                ran.append(Ran(candidate, result, hook_cfg.optional))
             self.report(candidate, result, hook_cfg.optional)
             if hook_cfg.show_output and result.stdout:
                 self.messages.send("info", result.stdout)

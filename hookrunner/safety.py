@@ -158,9 +158,16 @@ def read_checked(path: Path | str, root: Path | str = "/", limit: int = 1 << 20)
     ``/``. Raises UnsafeError, or OSError if the read itself fails."""
     real_root = os.path.realpath(root)
     top = real_root if _within(os.path.realpath(path), real_root) else "/"
-    checked = open_checked(path, top)
-    with os.fdopen(checked.fd, "rb") as f:
-        return f.read(limit)
+    fd = open_checked(path, top).fd
+    try:  # os.read, not a buffered file: a few hundred bytes, read into a buffer their size
+        want = min(limit, os.fstat(fd).st_size + 1)  # +1: see the end of a file that grew
+        chunks = []
+        while want > 0 and (chunk := os.read(fd, want)):
+            chunks.append(chunk)
+            want = min(limit - sum(map(len, chunks)), 1 << 16)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def write_root_only(path: str, data: bytes, mode: int = 0o644) -> None:

@@ -308,6 +308,8 @@ def test_ignore_empty(hooktree: HookTree) -> None:
     assert hooktree.run("run", "onauth").returncode == 0
     (hooktree.dir("onauth") / "10-masked").symlink_to("/dev/null")
     assert hooktree.run("run", "onauth", "--ignore-empty").returncode == 4
+    hooktree.hook("onauth", "15-ok", "#!/bin/sh\nexit 0\n")  # ran, so not "empty": 0
+    assert hooktree.run("run", "onauth", "--ignore-empty").returncode == 0
     hooktree.hook("onauth", "20-fail", "#!/bin/sh\nexit 1\n")
     assert hooktree.run("run", "onauth", "--ignore-empty").returncode == 1
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pyfakefs import fake_os, helpers
 
-from hookrunner.safety import UnsafeError, Verified, check_file, open_checked
+from hookrunner.safety import UnsafeError, Verified, check_file, open_checked, read_checked
 
 ROOT = Path("/r")
 HOOKS = ROOT / "etc/security/onauth.d"
@@ -320,3 +320,17 @@ def test_verified_directories_are_not_checked_again_within_a_phase() -> None:
     assert _outcome(HOOK, Path("/"), verified).startswith("refused")  # another top: no cache
     HOOK.chmod(0o777)
     assert _outcome(HOOK, ROOT, verified).startswith("refused: file")  # files: every time
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, 70_000, 1 << 20, (1 << 20) + 1, 3 << 20])
+def test_read_checked_reads_the_whole_file_up_to_the_limit(size: int) -> None:
+    data = bytes(i % 251 for i in range(size))
+    HOOK.write_bytes(data)
+    assert read_checked(HOOK, ROOT) == data[: 1 << 20]
+    assert read_checked(HOOK, ROOT, limit=1000) == data[:1000]
+
+
+def test_read_checked_refuses_what_open_checked_refuses() -> None:
+    HOOK.chmod(0o757)
+    with pytest.raises(UnsafeError, match="writable"):
+        read_checked(HOOK, ROOT)

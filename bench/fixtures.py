@@ -75,18 +75,20 @@ def script_hooks(directory: Path, n: int, out: Path, python: str) -> None:
         _write(directory / f"{i:03d}-log", SCRIPT.format(out=str(out), python=python).encode(), 0o755)
 
 
-def pam_services(base: Path, tree: Path, dispatcher: list[str], hooks_per_phase: int) -> dict[str, str]:
-    """Three flattened pam_wrapper services over the same hooks; {variant: service name}.
+def pam_services(base: Path, tree: Path, dispatcher: list[str], hooks_per_phase: int,
+                 floor: list[str]) -> dict[str, str]:
+    """Four flattened pam_wrapper services over the same hooks; {variant: service name}.
 
     ``pam_exec → hookrunner``: the README's ``pam_exec.so`` line per phase running the
     dispatcher; ``pam_exec → run-parts``: ``pam_exec.so /usr/bin/run-parts DIR`` per phase, in
-    the same places; ``no hook``: only the authentication (pam_matrix) and, as in all three,
-    pam_permit for the session.
+    the same places; ``no hook``: only the authentication (pam_matrix) and, as in all four,
+    pam_permit for the session; ``pam_exec → import-light floor``: the hookrunner lines with
+    ``floor`` (``python -I -S bench/floor.py``, not hookrunner) taking ``PHASE TREE``.
     """
     svc_dir = base / "pam.d"
     svc_dir.mkdir(mode=0o755, exist_ok=True)
     services = {"no hook": "bench-none", "pam_exec → run-parts": "bench-runparts",
-                "pam_exec → hookrunner": "bench-hookrunner"}
+                "pam_exec → hookrunner": "bench-hookrunner", "pam_exec → import-light floor": "bench-floor"}
     dirs = {}
     for _, phase in B4_PHASES:
         dirs[phase] = phase_dir(tree, phase)
@@ -94,6 +96,7 @@ def pam_services(base: Path, tree: Path, dispatcher: list[str], hooks_per_phase:
     run = " ".join([*dispatcher, "run"])
     root = f"--root {tree}"
     parts = "/usr/bin/run-parts"
+    fl = " ".join(floor)
     # The README's lines (one per phase, type= for the two session phases), `required`
     # instead of `optional` so that a failing hook would fail the measured transaction.
     lines = {
@@ -109,6 +112,12 @@ def pam_services(base: Path, tree: Path, dispatcher: list[str], hooks_per_phase:
             f"account required pam_exec.so quiet {run} onaccount {root}",
             f"session required pam_exec.so quiet type=open_session {run} onsessionopen {root}",
             f"session required pam_exec.so quiet type=close_session {run} onsessionclose {root}",
+        ],
+        "pam_exec → import-light floor": [
+            f"auth required pam_exec.so quiet {fl} onauth {tree}",
+            f"account required pam_exec.so quiet {fl} onaccount {tree}",
+            f"session required pam_exec.so quiet type=open_session {fl} onsessionopen {tree}",
+            f"session required pam_exec.so quiet type=close_session {fl} onsessionclose {tree}",
         ],
     }
     for variant, service in services.items():

@@ -80,6 +80,7 @@ class Bench:
     def __init__(self, plan: Plan, out: Path, python: str, work: Path) -> None:
         self.plan, self.out, self.python, self.work = plan, out, python, work
         self.dispatcher = [python, "-I", "-S", str(REPO / "hookrunner" / "__main__.py")]
+        self.floor = [python, "-I", "-S", str(REPO / "bench" / "floor.py")]  # not hookrunner
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("LD_", "PYTHON", "PAM_"))}
         self.env.update(HOOK_ENV)
         self.results: dict[str, object] = {}
@@ -181,19 +182,21 @@ class Bench:
             self.check_list(ptree, "onsessionopen", n)
             plugin = self.hookrunner("run", "onsessionopen", "--root", str(ptree))
             script = ["/usr/bin/run-parts", str(sdir)]
-            for argv in (plugin, script):  # both forms really do the work
+            floor = [*self.floor, "--plugins", "onsessionopen", str(ptree)]  # the same plugin files
+            for k, argv in enumerate((plugin, script, floor), 1):  # all three really do the work
                 subprocess.run(argv, env=self.env, check=True)
-            lines = out.read_text().splitlines() if n else []
-            if lines != ["alice 203.0.113.9"] * (2 * n):
-                raise SystemExit(f"bench: B3 N={n}: unexpected output {lines[:3]}")
+                lines = out.read_text().splitlines() if out.exists() else []
+                if lines != ["alice 203.0.113.9"] * (k * n):
+                    raise SystemExit(f"bench: B3 N={n}: {shlex.join(argv)}: unexpected output {lines[:3]}"
+                                     f" ({len(lines)} lines, expected {k * n})")
             stats.update(self.hyperfine(f"b3-{n}", {
-                f"plugin N={n}": plugin, f"script N={n}": script,
+                f"plugin N={n}": plugin, f"script N={n}": script, f"floor N={n}": floor,
             }, runs=self.plan.runs(n * 10), warmup=1))
         self.results["b3"] = stats
 
     def b4(self) -> None:
         tree = fixtures.new_tree(self.work, "login")
-        services = fixtures.pam_services(self.work, tree, self.dispatcher, 3)
+        services = fixtures.pam_services(self.work, tree, self.dispatcher, 3, self.floor)
         for _, phase in fixtures.B4_PHASES:
             self.check_list(tree, phase, 3)
         env = (f"LD_PRELOAD={PAM_WRAPPER} PAM_WRAPPER=1 "

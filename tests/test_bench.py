@@ -50,6 +50,20 @@ def test_quick_bench_writes_tables_and_plot(tmp_path: Path) -> None:
     cell = rf"{NUMBER} \({NUMBER}-{NUMBER}\)"
     assert re.search(rf"^\| 100 \| {cell} \| {cell} \| {NUMBER} \|$", md, re.M), "B2 row for N=100"
     assert re.search(rf"^\| pam_exec → hookrunner \| {NUMBER} \({NUMBER}-{NUMBER}\) \| {NUMBER} \|$", md, re.M)
+    # The floors (bench/floor.py, not hookrunner) of the two structurally missed targets: rows
+    # in the B3 and B4 tables and informational rows, without a verdict, in the Targets table.
+    for n in (0, 1, 10):
+        assert re.search(rf"^\| {n} \| {cell} \| {cell} \| {NUMBER} \| {cell} \| {NUMBER} \|$", md, re.M), \
+            f"B3 row with the pluggy floor for N={n}"
+    assert re.search(rf"^\| pam_exec → import-light floor \| {cell} \| {NUMBER} \|$", md, re.M), "B4 floor row"
+    floors = dict(re.findall(rf"^\| (B[34] floor: .*?) \| ({NUMBER}) \| [≤≥] {NUMBER} \| floor \|$", md, re.M))
+    assert set(floors) == {"B3 floor: script ÷ pluggy floor, per hook at N=10",
+                           "B4 floor: import-light floor login ÷ run-parts"}, floors
+    assert all(float(v) > 0 for v in floors.values()), floors
+    # The floor's marginal slope is small (~0.1 ms/hook): in --quick it can come out negative.
+    assert re.search(rf"Pluggy floor: per hook at N=10 .* {NUMBER} ms.*marginal slope over N ≥ 1 "
+                     rf"-?{NUMBER} ms/hook", md), "B3 floor sentence"
+    assert "Marginal slope over N ≥ 1: plugin" in md
     assert re.search(r"^\| `python -I -S -c pass` \| \d+ \(\d+-\d+\) \| 1\.00 \|$", md, re.M), "B5 bare RSS"
     assert "interpreter" in md and "/usr/bin/python3" in md
 

@@ -228,14 +228,14 @@ class Dispatch:
 
     def run_plugin(self, candidate: Candidate, timeout: float, fd: int | None) -> HookResult:
         pm = self.plugin_manager()
-        from . import plugins
+        from . import pluginio, plugins
         from .context import PamContext  # dataclasses: only for a phase with plugins
 
         hook_cfg = self.config.hook(candidate.name)
         authtok = self.authtok if (hook_cfg.authtok and self.phase.authtok) else None
         ctx = PamContext.from_items(  # the hook's own logger from the start: logging stays lazy
             self.phase.name, self.items, root=os.path.abspath(self.root), hook=candidate.name,
-            log=plugins.plugin_logger(self.log, self.phase.name, candidate.name))
+            log=pluginio.plugin_logger(self.log, self.phase.name, candidate.name))
         ctx = plugins.with_authtok(ctx, authtok)
 
         self._inherited = None  # a plugin may open an inheritable descriptor: list them again

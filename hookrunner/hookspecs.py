@@ -18,11 +18,13 @@ prints on ``sys.stdout`` is captured like an executable's output.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pluggy
 
-from .context import PamContext
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: see context.py
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .context import PamContext
 
 hookspec = pluggy.HookspecMarker("hookrunner")
 

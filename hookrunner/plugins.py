@@ -10,21 +10,19 @@ never lets go of the GIL (a C loop, a catastrophic regular expression) would sto
 dispatcher itself from waking up: ``faulthandler``'s watchdog, a C thread, then ends the
 process with exit status 1 (a failed phase) ``BACKSTOP`` seconds after the timeout, with
 the stuck thread's traceback on stderr. What a plugin prints to ``sys.stdout`` is captured
-like an executable's output (shown to the user only with ``show_output = true``).
+like an executable's output (shown to the user only with ``show_output = true``); that
+capture and ``ctx.log`` are in pluginio.py.
 """
 
 from __future__ import annotations
 
 import faulthandler
-import io
 import os
 import re
 import sys
 import threading
 import time
 import types
-from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING, TextIO, cast
 
 
 class _LazyMetadata(types.ModuleType):
@@ -65,11 +63,12 @@ import pluggy  # noqa: E402
 
 from . import hookspecs  # noqa: E402
 from .context import Deny, PamContext  # noqa: E402
-from .log import Log, escape  # noqa: E402
+from .pluginio import capture_stdout, stderr_fd  # noqa: E402
 from .runner import HookResult  # noqa: E402
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: see context.py
 if TYPE_CHECKING:
-    import logging
+    from collections.abc import Callable, Collection
 
     from .discovery import Candidate
     from .runner import Outcome
@@ -77,7 +76,6 @@ if TYPE_CHECKING:
 hookimpl = pluggy.HookimplMarker("hookrunner")
 
 BACKSTOP = 1.0  # seconds after a plugin's timeout before a GIL-holding plugin ends the process
-MAX_STDOUT = 65536  # bytes of a plugin's stdout kept
 
 _abandoned: list[threading.Thread] = []
 
@@ -100,82 +98,6 @@ def new_manager() -> pluggy.PluginManager:
     pm = pluggy.PluginManager("hookrunner")
     pm.add_hookspecs(hookspecs)
     return pm
-
-
-# -- logging: ctx.log ---------------------------------------------------------------------
-
-class _LazyLogger:
-    """``ctx.log``: a ``logging.Logger`` made, and ``logging`` imported, on first use.
-
-    ``logging`` (with ``traceback``, ``string``, ``weakref``, ``warnings``) costs a phase with
-    plugins ~4 ms even when no plugin logs. Every attribute (``info``, ``exception``,
-    ``isEnabledFor``, ``setLevel``, ``handlers``...) is the real logger's; ``name`` is known
-    without it. Not an instance of ``logging.Logger`` (docs/plugins.md says so).
-    """
-
-    __slots__ = ("_log", "_logger", "_prefix", "name")
-    _log: Log
-    _logger: logging.Logger | None
-    _prefix: str
-    name: str
-
-    def __init__(self, log: Log, phase: str, name: str) -> None:
-        object.__setattr__(self, "name", f"hookrunner.{phase}.{name}")
-        object.__setattr__(self, "_log", log)
-        object.__setattr__(self, "_prefix", f"{phase}.d/{escape(name)}")
-        object.__setattr__(self, "_logger", None)
-
-    def _real(self) -> logging.Logger:
-        logger: logging.Logger | None = self._logger
-        if logger is None:
-            logger = _real_logger(self.name, self._log, self._prefix)
-            object.__setattr__(self, "_logger", logger)
-        return logger
-
-    def __getattr__(self, attr: str) -> object:
-        return getattr(self._real(), attr)
-
-    def __setattr__(self, attr: str, value: object) -> None:
-        if attr == "name":
-            object.__setattr__(self, "name", value)
-        setattr(self._real(), attr, value)
-
-    def __repr__(self) -> str:
-        return f"<Logger {self.name} (DEBUG)>"  # logging.Logger's repr, without logging
-
-
-def _real_logger(name: str, log: Log, prefix: str) -> logging.Logger:
-    """A logger of its own (not in logging's registry) that writes to ``log``."""
-    import logging
-
-    class LogHandler(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            try:
-                text = record.getMessage()
-            except Exception:  # a bad format string must not fail the hook
-                text = f"{record.msg!r} {record.args!r}"
-            escaped = escape(text)
-            if len(escaped) >= 2 and escaped.startswith('"') and escaped.endswith('"'):
-                escaped = escaped[1:-1]  # escape() quotes text with spaces; inner quotes are \x22
-            message = f"{prefix}: {escaped}"
-            if record.levelno >= logging.ERROR:
-                log.error(message)
-            elif record.levelno >= logging.WARNING:
-                log.warning(message)
-            elif record.levelno >= logging.INFO:
-                log.info(message)
-            else:
-                log.debug(message)
-
-    logger = logging.Logger(name, logging.DEBUG)
-    logger.propagate = False
-    logger.addHandler(LogHandler(logging.DEBUG))
-    return logger
-
-
-def plugin_logger(log: Log, phase: str, name: str) -> logging.Logger:
-    """``ctx.log`` for one hook: records go to ``log`` as ``PHASE.d/HOOK: message``."""
-    return cast("logging.Logger", _LazyLogger(log, phase, name))
 
 
 def with_authtok(ctx: PamContext, authtok: bytes | None) -> PamContext:
@@ -280,7 +202,7 @@ def call(
     results: list[HookResult] = []
     printed: list[bytes] = []
     start = time.monotonic()
-    stdout = _capture_stdout()
+    stdout = capture_stdout()
 
     def work() -> None:
         stdout.start()
@@ -290,7 +212,7 @@ def call(
             printed.append(stdout.stop())
 
     worker = threading.Thread(target=work, name=f"plugin {candidate.name}", daemon=True)
-    fd, close = _stderr_fd()
+    fd, close = stderr_fd()
     faulthandler.dump_traceback_later(timeout + BACKSTOP, exit=True, file=fd)
     try:
         worker.start()
@@ -371,68 +293,3 @@ def _traceback(e: BaseException) -> str:
     if tb is not None and tb.tb_frame.f_code.co_filename.startswith(internal):
         tb = None  # a SyntaxError: its own file, line and caret say it all
     return "".join(traceback.format_exception(type(e), e, tb))
-
-
-def _stderr_fd() -> tuple[int, bool]:
-    """Where the backstop writes the stuck thread's traceback: stderr, or /dev/null (closed
-    by the caller)."""
-    try:
-        fd = sys.__stderr__.fileno() if sys.__stderr__ is not None else -1
-        os.fstat(fd)
-        return fd, False
-    except (OSError, ValueError, io.UnsupportedOperation):
-        return os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC), True
-
-
-# -- stdout -------------------------------------------------------------------------------
-
-class _Stdout(io.TextIOBase):
-    """``sys.stdout`` while plugins run: a plugin thread's writes go to its own buffer, the
-    rest to the real stdout (with ``pam_exec.so stdout`` that is the user's terminal)."""
-
-    def __init__(self, real: TextIO | None) -> None:
-        super().__init__()
-        self.real = real
-        self.local = threading.local()
-
-    def start(self) -> None:
-        self.local.buffer = io.StringIO()
-
-    def stop(self) -> bytes:
-        buffer: io.StringIO | None = getattr(self.local, "buffer", None)
-        self.local.buffer = None
-        data = buffer.getvalue() if buffer is not None else ""
-        return data.encode("utf-8", "surrogateescape")[:MAX_STDOUT]
-
-    def write(self, text: str) -> int:
-        buffer: io.StringIO | None = getattr(self.local, "buffer", None)
-        if buffer is not None:
-            if buffer.tell() < MAX_STDOUT:
-                buffer.write(text)
-            return len(text)
-        return self.real.write(text) if self.real is not None else len(text)
-
-    def flush(self) -> None:
-        if self.real is not None and getattr(self.local, "buffer", None) is None:
-            self.real.flush()
-
-    def writable(self) -> bool:
-        return True
-
-    def fileno(self) -> int:
-        if self.real is None:
-            raise io.UnsupportedOperation("fileno")
-        return self.real.fileno()
-
-    def isatty(self) -> bool:
-        return self.real is not None and self.real.isatty()
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return self.real.encoding if self.real is not None else "utf-8"
-
-
-def _capture_stdout() -> _Stdout:
-    if not isinstance(sys.stdout, _Stdout):
-        sys.stdout = cast(TextIO, _Stdout(sys.stdout))
-    return cast(_Stdout, sys.stdout)

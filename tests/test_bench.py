@@ -41,7 +41,9 @@ def test_quick_bench_writes_tables_and_plot(tmp_path: Path) -> None:
     targets = re.findall(rf"^\| (B\d\S*) .*? \| (-?{NUMBER}) \| [≤≥] {NUMBER} \| (met|\*\*missed\*\*) \|$",
                          md, re.M)
     assert {t[0] for t in targets} >= {"B1", "B1'", "B2", "B3", "B4", "B5", "B6"}, targets
-    assert all(float(value) > 0 for name, value, _ in targets if name != "B1'")
+    # Ratios of two medians are positive; B1', B2, B3 and B6 are built from differences of
+    # medians, which a --quick run on a busy machine can bring to 0 or below.
+    assert all(float(value) > 0 for name, value, _ in targets if name in ("B1", "B4", "B5")), targets
     b1 = re.search(rf"^\| `hookrunner run \(empty\)` \| ({NUMBER}) \(({NUMBER})-({NUMBER})\) \| ({NUMBER}) \|$",
                    md, re.M)
     assert b1 is not None, md

@@ -309,12 +309,28 @@ def test_later_plugins_of_a_phase_share_one_pluggy_manager_without_interference(
 
 # -- cost: no pluggy, no importlib.metadata when there is no plugin -----------------------
 
-def imported(tree: HookTree, phase: str) -> set[str]:
+def import_tree(tree: HookTree, phase: str) -> dict[str, str]:
+    """{module: the module whose import imported it ("" at top level)}, from -X importtime
+    (a child's line comes before its parent's, indented two more spaces)."""
     result = run_hookrunner(["run", phase, "--root", tree.root], env=SESSION,
                             python_args=("-X", "importtime", "-I", "-S", str(MAIN)))
     assert result.returncode == 0, result.stderr
-    return {line.split("|")[-1].strip() for line in result.stderr.decode().splitlines()
-            if line.startswith("import time:")}
+    parent: dict[str, str] = {}
+    waiting: dict[int, list[str]] = {}  # depth: modules whose parent is not seen yet
+    for line in result.stderr.decode().splitlines():
+        if not line.startswith("import time:") or line.endswith("| imported package"):
+            continue
+        field = line.split("|")[-1]
+        name, depth = field.strip(), (len(field) - len(field.lstrip()) - 1) // 2
+        for child in waiting.pop(depth + 1, []):
+            parent[child] = name
+        parent.setdefault(name, "")
+        waiting.setdefault(depth, []).append(name)
+    return parent
+
+
+def imported(tree: HookTree, phase: str) -> set[str]:
+    return set(import_tree(tree, phase))
 
 
 def warm(tree: HookTree) -> None:
@@ -334,7 +350,15 @@ def test_no_pluggy_for_a_phase_without_plugins(hooktree: HookTree) -> None:
     assert "hookrunner.dispatch" in modules  # the measurement works
     assert not {"pluggy", "hookrunner.plugins", "importlib.metadata", "logging"} & modules
     # controls: a phase with a plugin file imports pluggy; a cold cache imports importlib.metadata
-    assert {"pluggy", "hookrunner.plugins"} <= imported(t, "onsessionclose")
+    with_plugin = import_tree(t, "onsessionclose")
+    assert {"pluggy", "hookrunner.plugins"} <= set(with_plugin)
+    # ... but not the config validation without a config file, nor logging, nor typing from
+    # hookrunner's own modules (~2 ms; pluggy >= 1.1 imports it itself, Debian's 1.0 does not)
+    unwanted = {"hookrunner.schema", "importlib.metadata", "logging"} & set(with_plugin)
+    assert not unwanted, unwanted
+    assert not with_plugin.get("typing", "").startswith("hookrunner"), with_plugin.get("typing")
+    assert with_plugin["pluggy._manager"] == "pluggy"  # the tree is read right
+    assert "hookrunner.schema" not in modules
     (t.root / CACHE).unlink()
     assert "importlib.metadata" in imported(t, "onsessionopen")
 
@@ -432,3 +456,30 @@ with open({str(t.out / "20-p")!r}, "w") as f:
     before, after = ((t.out / n).read_text().split() for n in ("10-a", "30-b"))
     assert "40" not in after
     assert after == before
+
+
+
+PACKAGE = Path(__file__).parent.parent / "hookrunner"
+
+
+@pytest.mark.parametrize("module", sorted(p.stem for p in PACKAGE.glob("*.py")
+                                           if p.stem != "pamaudit"))  # `check --pam-dir` only
+def test_no_module_imports_typing_at_run_time(module: str) -> None:
+    """`typing` costs a phase ~2 ms: the modules a phase may import import it only under
+    ``if TYPE_CHECKING:`` (the venv's pluggy imports it anyway, which hides a regression
+    from the -X importtime test above)."""
+    path = PACKAGE / f"{module}.py"
+    tree = ast.parse(path.read_text())
+    guarded = {id(node) for top in ast.walk(tree)
+               if isinstance(top, ast.If) and isinstance(top.test, ast.Name) and top.test.id == "TYPE_CHECKING"
+               for node in ast.walk(top)}
+    for node in ast.walk(tree):
+        if id(node) in guarded:
+            continue
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module or ""]
+        else:
+            continue
+        assert "typing" not in names, f"{path.name}:{node.lineno} imports typing at run time"

@@ -280,3 +280,24 @@ def test_hook_name_accepts_only_run_parts_names(name: str) -> None:
 @pytest.mark.parametrize("name", ["a\n", "a\n.py", "10-x\n"])
 def test_trailing_newline_is_not_a_hook_name(name: str) -> None:
     assert hook_name(name) is None
+
+
+def test_a_scanned_candidate_is_the_record_it_stands_for(fake: object) -> None:
+    """Scanned candidates keep their layer directory once and build ``path`` on demand: the
+    same path, equality, repr and ``_replace`` as a candidate given its full path."""
+    put("10-a")
+    put("20-b.py", mode=0o644)
+    put("20-b.py", mode=0o644, layer="usr/lib/hookrunner")
+    got = discover("onauth", str(ROOT))
+    a, b, shadowed = got
+    assert a == Candidate("10-a", f"{ROOT}/etc/security/onauth.d/10-a", "exec", "run", "")
+    assert b == Candidate("20-b", f"{ROOT}/etc/security/onauth.d/20-b.py", "python", "run", "")
+    assert shadowed.path == f"{ROOT}/usr/lib/hookrunner/onauth.d/20-b.py" and shadowed.action == "skip"
+    assert repr(a) == ("Candidate(name='10-a', path='/r/etc/security/onauth.d/10-a', kind='exec', "
+                       "action='run', reason='')")
+    assert (a.file_name, b.file_name) == ("10-a", "20-b.py")
+    moved = a._replace(path="/elsewhere/10-a")
+    assert (moved.path, moved.file_name) == ("/elsewhere/10-a", "10-a")
+    assert a.path == f"{ROOT}/etc/security/onauth.d/10-a"
+    # the layer directory is one string shared by its candidates
+    assert a._dir is b._dir

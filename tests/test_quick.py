@@ -79,6 +79,8 @@ def test_a_hook_or_a_real_config_takes_the_full_path(hooktree: HookTree) -> None
     hooktree.run("run", "onsessionopen")
     status, imports = _importtime(hooktree)
     assert status == 0 and "hookrunner.dispatch" in imports
+    for heavy in ("hookrunner.commands", "argparse", "hookrunner.schema", "tomllib", "typing", " re\n"):
+        assert heavy not in imports, heavy  # the run path of a phase with hooks
     os.unlink(hooktree.dir("onsessionopen") / "10-ok")
     hooktree.config("timeout = 5\n")
     status, imports = _importtime(hooktree)

@@ -196,4 +196,3 @@ def read_authtok(fd: int) -> bytes | None:
     if len(data) > AUTHTOK_MAX:
         return None  # not a password; never guess at one
     return data.rstrip(b"\0") or None
-

@@ -1,4 +1,5 @@
-"""Shared fixtures: ``hooktree`` (a root-owned fake root for ``--root``) and ``run_hookrunner``.
+"""Shared fixtures: ``hooktree`` (a root-owned fake root for ``--root``), ``run_hookrunner``, and
+``t`` (the hardening tests' tree, in /tmp: see _hardening.py).
 
 The helpers themselves live in hooktree.py, so that test modules can import them.
 """
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _hardening import Tree, tree
 from hooktree import MAIN, PYTHON, REPO, HookTree, RunHookrunner, run_hookrunner
 from hypothesis import settings
 
@@ -41,3 +43,9 @@ def hooktree(tmp_path: Path) -> Iterator[HookTree]:
 @pytest.fixture(name="run_hookrunner")
 def run_hookrunner_fixture() -> RunHookrunner:
     return run_hookrunner
+
+
+@pytest.fixture
+def t() -> Iterator[Tree]:
+    with tree() as t:
+        yield t

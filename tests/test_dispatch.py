@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from hooktree import status_and_peak_rss
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,11 +26,6 @@ ITEMS = {"PAM_USER": "alice", "PAM_SERVICE": "sshd", "PAM_RHOST": "192.0.2.7", "
 def recorder(tree: HookTree, name: str, status: int = 0, extra: str = "") -> str:
     """A hook that appends its name to OUT/order, then exits with ``status``."""
     return f"#!/bin/sh\n{extra}echo {name} >> {tree.out}/order\nexit {status}\n"
-
-
-def order(tree: HookTree) -> list[str]:
-    path = tree.out / "order"
-    return path.read_text().split() if path.exists() else []
 
 
 def environ_of(tree: HookTree, name: str) -> dict[bytes, bytes]:
@@ -54,7 +50,7 @@ def test_order_of_execution_across_layers(hooktree: HookTree) -> None:
         hooktree.hook("onsessionopen", name, recorder(hooktree, name), layer=layers[i % 4])
     r = hooktree.run("run", "onsessionopen")
     assert r.returncode == 0, r.stderr
-    assert order(hooktree) == ["10-a", "9-b", "A", "_x", "a"]
+    assert hooktree.order() == ["10-a", "9-b", "A", "_x", "a"]
 
 
 def test_override_mask_and_skips_are_not_run(hooktree: HookTree) -> None:
@@ -68,7 +64,7 @@ def test_override_mask_and_skips_are_not_run(hooktree: HookTree) -> None:
     hooktree.hook("onauth", "50-noexec", recorder(hooktree, "noexec"), mode=0o644)
     r = hooktree.run("run", "onauth")
     assert r.returncode == 0, r.stderr
-    assert order(hooktree) == ["upper"]
+    assert hooktree.order() == ["upper"]
 
 
 def test_exact_environment_and_caller_environment_never_leaks(hooktree: HookTree) -> None:
@@ -120,7 +116,7 @@ def test_default_policy_per_phase(hooktree: HookTree, phase: str, pam_type: str,
         hooktree.hook(phase, name, recorder(hooktree, name, status))
     r = hooktree.run("run", phase if spelling == "name" else pam_type)
     assert r.returncode == 1, r.stderr
-    assert order(hooktree) == (["10-ok", "20-fail"] if stops else ["10-ok", "20-fail", "30-ok"])
+    assert hooktree.order() == (["10-ok", "20-fail"] if stops else ["10-ok", "20-fail", "30-ok"])
 
 
 @pytest.mark.parametrize("phase,pam_type,stops", PHASES)
@@ -128,7 +124,7 @@ def test_all_ok_exits_0(hooktree: HookTree, phase: str, pam_type: str, stops: bo
     for name in ("10-a", "20-b"):
         hooktree.hook(phase, name, recorder(hooktree, name))
     r = hooktree.run("run", phase)
-    assert (r.returncode, order(hooktree)) == (0, ["10-a", "20-b"])
+    assert (r.returncode, hooktree.order()) == (0, ["10-a", "20-b"])
 
 
 @pytest.mark.parametrize("phase,stop,expected", [
@@ -140,7 +136,7 @@ def test_stop_on_failure_override(hooktree: HookTree, phase: str, stop: str, exp
     for name, status in (("10-ok", 0), ("20-fail", 1), ("30-ok", 0)):
         hooktree.hook(phase, name, recorder(hooktree, name, status))
     r = hooktree.run("run", phase)
-    assert (r.returncode, order(hooktree)) == (1, expected)
+    assert (r.returncode, hooktree.order()) == (1, expected)
 
 
 @pytest.mark.parametrize("phase", ["onauth", "onsessionopen"])
@@ -149,7 +145,7 @@ def test_optional_hook_never_fails_the_phase(hooktree: HookTree, phase: str) -> 
     for name, status in (("10-ok", 0), ("20-fail", 1), ("30-ok", 0)):
         hooktree.hook(phase, name, recorder(hooktree, name, status))
     r = hooktree.run("run", phase)
-    assert (r.returncode, order(hooktree)) == (0, ["10-ok", "20-fail", "30-ok"])
+    assert (r.returncode, hooktree.order()) == (0, ["10-ok", "20-fail", "30-ok"])
 
 
 def test_hook_timeout_fails_the_phase(hooktree: HookTree) -> None:
@@ -168,7 +164,7 @@ def test_per_hook_timeout_overrides_global(hooktree: HookTree) -> None:
     hooktree.hook("onsessionopen", "20-next", recorder(hooktree, "20-next"))
     start = time.monotonic()
     r = hooktree.run("run", "onsessionopen")
-    assert (r.returncode, order(hooktree)) == (1, ["20-next"])
+    assert (r.returncode, hooktree.order()) == (1, ["20-next"])
     assert time.monotonic() - start < 2.5
 
 
@@ -183,7 +179,7 @@ def test_phase_deadline(hooktree: HookTree, where: str) -> None:
     elapsed = time.monotonic() - start
     assert r.returncode == 1
     assert elapsed < 0.8 + 2
-    assert order(hooktree) == ["10-a"]  # 20-b was killed at the deadline, before it wrote
+    assert hooktree.order() == ["10-a"]  # 20-b was killed at the deadline, before it wrote
     log = (hooktree.out / "log").read_text()
     assert "onsessionopen.d/20-b timed out" in log
     assert "onsessionopen.d/30-c not run: the phase deadline passed" in log
@@ -230,15 +226,8 @@ def test_background_child_does_not_hang_the_dispatcher(hooktree: HookTree) -> No
 def test_100_mb_of_output_keeps_memory_flat(hooktree: HookTree) -> None:
     hooktree.config(f'log_file = "{hooktree.out}/log"\n')
     hooktree.hook("onsessionopen", "10-loud", "#!/bin/sh\nhead -c 100000000 /dev/zero\necho done >&2\n")
-    # A child's peak RSS starts at its parent's RSS at fork (or vfork), and pytest's grows
-    # large: fork the dispatcher from a small interpreter and read its peak from wait4 there.
-    rss_of = ("import os, sys\npid = os.fork()\nif pid == 0:\n    os.execv(sys.argv[1], sys.argv[1:])\n"
-              "_, status, usage = os.wait4(pid, 0)\n"
-              "print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)\n")
-    argv = ["/usr/bin/python3", "-I", "-S", "-c", rss_of, *hooktree.argv("run", "onsessionopen")]
-    out = subprocess.run(argv, env={}, cwd="/", stdin=subprocess.DEVNULL, capture_output=True,
-                         timeout=120, check=True)
-    status, maxrss_kib = map(int, out.stdout.split())
+    status, maxrss_kib = status_and_peak_rss(hooktree.argv("run", "onsessionopen"), env={}, cwd="/",
+                                             stdin=subprocess.DEVNULL, timeout=120)
     assert status == 0
     maxrss_mb = maxrss_kib / 1024  # KiB on Linux
     assert maxrss_mb < 60, f"dispatcher grew to {maxrss_mb:.0f} MB"
@@ -252,7 +241,7 @@ def test_malformed_config_exits_3_with_file_and_line(hooktree: HookTree) -> None
     r = hooktree.run("run", "onauth")
     assert r.returncode == 3
     assert one_line(r.stderr).startswith(f"hookrunner: {path}:3: hook.10-x.optional: ")
-    assert order(hooktree) == []
+    assert hooktree.order() == []
 
 
 def test_toml_syntax_error_exits_3_with_file_and_line(hooktree: HookTree) -> None:
@@ -288,7 +277,7 @@ def test_usage_errors_exit_2_with_one_line(hooktree: HookTree, run_hookrunner: R
     r = hooktree.run(*args, env=env) if args else run_hookrunner([])
     assert r.returncode == 2
     assert message in one_line(r.stderr)
-    assert order(hooktree) == []
+    assert hooktree.order() == []
 
 
 @pytest.mark.parametrize("phase,pam_type,stops", PHASES)
@@ -320,7 +309,7 @@ def test_unsafe_hook_is_not_run_and_the_reason_is_logged(hooktree: HookTree, mod
     path = hooktree.hook("onsessionopen", "10-unsafe", recorder(hooktree, "unsafe"), mode=mode)
     hooktree.hook("onsessionopen", "20-safe", recorder(hooktree, "safe"))
     hooktree.run("run", "onsessionopen")
-    assert order(hooktree) == ["safe"]
+    assert hooktree.order() == ["safe"]
     assert f"file {path} is writable by" in (hooktree.out / "log").read_text()
 
 
@@ -331,19 +320,8 @@ def test_hook_output_reaches_the_user_only_with_show_output(hooktree: HookTree) 
     hooktree.config('[hook."20-motd"]\nshow_output = true\n')
     assert hooktree.run("run", "onsessionopen").stdout == b"Welcome, friend\n"
     # --msg-fd N (the native module's channel): "info TEXT" lines on that descriptor instead.
-    r, w = os.pipe()
-    try:
-        proc = subprocess.run(hooktree.argv("run", "onsessionopen", "--msg-fd", str(w)), env={},
-                              capture_output=True, timeout=30, pass_fds=(w,))
-        os.close(w)
-        with os.fdopen(r, "rb") as f:
-            assert f.read() == b"info Welcome, friend\n"
-    finally:
-        for fd in (r, w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+    proc, messages = hooktree.run_msg_fd("run", "onsessionopen", env={})
+    assert messages == b"info Welcome, friend\n"
     assert proc.stdout == b""
 
 

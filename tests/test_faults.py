@@ -13,22 +13,17 @@ import resource
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from _hardening import MAIN, PYTHON, Tree, alive, kill_quietly, read_pid, tree
+from _hardening import Tree, alive, kill_quietly, read_pid
+from hooktree import status_and_peak_rss
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="hook trees must be root-owned: run as root")
 
 SESSION = ("run", "onsessionopen")
 ENV = {"PAM_USER": "alice", "PAM_SERVICE": "sshd", "PAM_RHOST": "203.0.113.9"}
-
-
-@pytest.fixture
-def t() -> Iterator[Tree]:
-    with tree() as t:
-        yield t
 
 
 def log(t: Tree) -> str:
@@ -284,7 +279,7 @@ def test_no_syslog_socket(t: Tree) -> None:
     """Without /dev/log (no syslog daemon, or a dead one) the records still reach log_file."""
     marker_hook(t, "10-x")
     t.config()
-    args = [str(PYTHON), "-I", "-S", str(MAIN), *SESSION, "--root", str(t.root)]
+    args = t.argv(*SESSION)
     if os.path.lexists("/dev/log"):  # hide it: a private mount namespace, an empty file over it
         empty = t.base / "empty"
         empty.write_bytes(b"")
@@ -308,8 +303,7 @@ def test_run_read_only(t: Tree) -> None:
           for d in ("/run", t.root / "run", t.root / "var")),
         'exec "$@"'])
     r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
-                        str(PYTHON), "-I", "-S", str(MAIN), *SESSION, "--root", str(t.root)],
-                       env=ENV, capture_output=True, timeout=60, cwd="/")
+                        *t.argv(*SESSION)], env=ENV, capture_output=True, timeout=60, cwd="/")
     assert r.returncode == 0, r.stderr
     assert r.stderr == b""
     assert (t.out / "10-runtime").exists()
@@ -356,28 +350,14 @@ def test_rlimit_nofile_very_low(t: Tree, limit: int, status: int, hooks_ran: boo
         assert r.stderr.count(b"\n") == 1 and b"Too many open files" in r.stderr
 
 
-RSS_OF = """import os, sys
-pid = os.fork()
-if pid == 0:
-    os.execv(sys.argv[1], sys.argv[1:])
-_, status, usage = os.wait4(pid, 0)
-print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
-"""
-
-
 @pytest.mark.slow
 def test_hook_writes_gigabytes_to_stdout_and_stderr(t: Tree) -> None:
     t.hook("onsessionopen", "10-flood", "#!/bin/sh\nyes | head -c 2G &\nyes | head -c 2G >&2\nwait\n")
     t.config('[hook."10-flood"]\ntimeout = 120\n')
-    argv = [str(PYTHON), "-I", "-S", str(MAIN), *SESSION, "--root", str(t.root)]
 
     def rss_of_run() -> tuple[int, int, float]:
-        # A child's peak RSS starts at its parent's RSS at fork (pytest's is large): fork
-        # from a small interpreter, and read the dispatcher's peak from wait4 there.
         start = time.monotonic()
-        r = subprocess.run(["/usr/bin/python3", "-I", "-S", "-c", RSS_OF, *argv], env=ENV,
-                           capture_output=True, timeout=300, check=True)
-        status, rss = map(int, r.stdout.split())
+        status, rss = status_and_peak_rss(t.argv(*SESSION), env=ENV, timeout=300)
         return status, rss, time.monotonic() - start
 
     flood = t.root / "etc/security/onsessionopen.d/10-flood"

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _hardening import Tree, dispatch, tree
+from _hardening import Tree, tree
+from hooktree import environ, run_hookrunner
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -315,10 +316,6 @@ exit "$want"
             CANARY.unlink(missing_ok=True)
 
 
-def environ(path: Path) -> dict[bytes, bytes]:
-    return dict(kv.split(b"=", 1) for kv in path.read_bytes().split(b"\0") if kv)
-
-
 @REAL
 @given(items=ITEM_SETS, want=st.sampled_from([0, 1, 2]))
 def test_hostile_items_through_the_real_dispatcher(real: Tree, items: dict[bytes, bytes],
@@ -374,7 +371,7 @@ def test_bad_config_is_exit_3_and_one_line(real: Tree, scratch: Path, data: byte
     shutil.copy(path, config)
     config.chmod(0o644)
     (real.out / "want").write_text("0")
-    r = dispatch(["run", "onsessionopen", "--root", real.root, "--config", config])
+    r = run_hookrunner(["run", "onsessionopen", "--root", real.root, "--config", config])
     if valid:
         assert r.returncode in (0, 1), r.stderr  # 1: a fuzzed config may set runas, timeouts...
     else:

@@ -75,10 +75,6 @@ def example_dist(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             pip_uninstall()
 
 
-def script(tree: HookTree, name: str) -> str:
-    return f"#!/bin/sh\necho {name} >> {tree.out}/order\n"
-
-
 def log(tree: HookTree) -> list[str]:
     path = tree.out / "log"
     return path.read_text().splitlines() if path.exists() else []
@@ -98,8 +94,8 @@ def rows(tree: HookTree, phase: str) -> list[tuple[str, str, str]]:
 def test_onsessionopen_installed_plugin_runs_in_its_place(hooktree: HookTree, example_dist: Path) -> None:
     t = hooktree
     t.config(f'log_file = "{t.out}/log"\n')
-    t.hook("onsessionopen", "40-x", script(t, "40-x"))
-    t.hook("onsessionopen", "60-y", script(t, "60-y"), layer="usr/lib/hookrunner")
+    t.hook("onsessionopen", "40-x", t.order_script("40-x"))
+    t.hook("onsessionopen", "60-y", t.order_script("60-y"), layer="usr/lib/hookrunner")
     assert rows(t, "onsessionopen") == [("40-x", "exec", "run"), ("50-example", "entrypoint", "run"),
                                         ("60-y", "exec", "run")]
     result = t.run("run", "onsessionopen", env=SESSION)
@@ -131,7 +127,7 @@ def test_installed_plugin_is_masked_or_overridden_like_a_file(hooktree: HookTree
     assert t.run("run", "onsessionopen", env=SESSION).returncode == 0
     assert not [r for r in records(t) if "50-example" in r]
     mask.unlink()
-    t.hook("onsessionopen", "50-example", script(t, "admin-50-example"), layer="usr/local/lib/hookrunner")
+    t.hook("onsessionopen", "50-example", t.order_script("admin-50-example"), layer="usr/local/lib/hookrunner")
     assert t.run("run", "onsessionopen", env=SESSION).returncode == 0
     assert (t.out / "order").read_text() == "admin-50-example\n"
     assert not [r for r in records(t) if "session opened" in r]
@@ -155,7 +151,7 @@ def test_installed_plugin_files_obey_the_safety_rules(hooktree: HookTree, exampl
 def test_install_and_uninstall_invalidate_the_entry_point_cache(
         hooktree: HookTree, example_dist: Path, tmp_path: Path) -> None:
     t = hooktree
-    t.hook("onsessionopen", "40-x", script(t, "40-x"))
+    t.hook("onsessionopen", "40-x", t.order_script("40-x"))
     cache = t.root / CACHE
     with_example = [("40-x", "exec", "run"), ("50-example", "entrypoint", "run")]
 
@@ -246,7 +242,7 @@ def hours_tree(hooktree: HookTree) -> HookTree:
     t = hooktree
     t.config(f'log_file = "{t.out}/log"\n')
     t.hook("onaccount", "40-hours.py", HOURS.read_bytes(), 0o644)
-    t.hook("onaccount", "90-after", script(t, "90-after"))
+    t.hook("onaccount", "90-after", t.order_script("90-after"))
     return t
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import re
 import subprocess
 import time
@@ -22,22 +21,12 @@ from hookrunner.entrypoints import CACHE
 SESSION = {"PAM_USER": "alice", "PAM_SERVICE": "sshd", "PAM_RHOST": "203.0.113.9"}
 
 
-def script(tree: HookTree, name: str) -> str:
-    """An executable hook that appends its name to OUT/order."""
-    return f"#!/bin/sh\necho {name} >> {tree.out}/order\n"
-
-
 def plugin(tree: HookTree, phase: str, name: str, body: str = "pass") -> str:
     """A plugin file that appends its name to OUT/order, then runs ``body``."""
     return (f"import hookrunner\n\n@hookrunner.hookimpl\ndef {phase}(ctx):\n"
             f"    with open({str(tree.out / 'order')!r}, 'a') as f:\n"
             f"        f.write({name!r} + '\\n')\n"
             + "".join(f"    {line}\n" for line in body.splitlines()))
-
-
-def order(tree: HookTree) -> list[str]:
-    path = tree.out / "order"
-    return path.read_text().split() if path.exists() else []
 
 
 def log(tree: HookTree) -> str:
@@ -52,9 +41,9 @@ def config(tree: HookTree, extra: str = "") -> None:
 def test_onsessionopen_interleaves_scripts_and_plugins_across_layers(hooktree: HookTree) -> None:
     t = hooktree
     config(t)
-    t.hook("onsessionopen", "10-a", script(t, "10-a"))
+    t.hook("onsessionopen", "10-a", t.order_script("10-a"))
     t.hook("onsessionopen", "20-b.py", plugin(t, "onsessionopen", "20-b"), 0o644, "usr/lib/hookrunner")
-    t.hook("onsessionopen", "30-c", script(t, "30-c"), layer="run/hookrunner")
+    t.hook("onsessionopen", "30-c", t.order_script("30-c"), layer="run/hookrunner")
     t.hook("onsessionopen", "40-d.py", plugin(t, "onsessionopen", "40-d"), 0o644,
            "usr/local/lib/hookrunner")
     # masked by a symlink to /dev/null in /etc/security, and by an empty file
@@ -65,13 +54,13 @@ def test_onsessionopen_interleaves_scripts_and_plugins_across_layers(hooktree: H
            "usr/lib/hookrunner")
     t.hook("onsessionopen", "55-empty.py", "", 0o644)
     # the admin's plugin replaces the packaged executable of the same name
-    t.hook("onsessionopen", "60-over", script(t, "60-packaged"), layer="usr/lib/hookrunner")
+    t.hook("onsessionopen", "60-over", t.order_script("60-packaged"), layer="usr/lib/hookrunner")
     t.hook("onsessionopen", "60-over.py", plugin(t, "onsessionopen", "60-admin"), 0o644)
-    t.hook("onsessionopen", "70-e", script(t, "70-e"), layer="usr/lib/hookrunner")
+    t.hook("onsessionopen", "70-e", t.order_script("70-e"), layer="usr/lib/hookrunner")
 
     result = t.run("run", "onsessionopen", env=SESSION)
     assert result.returncode == 0, result.stderr
-    assert order(t) == ["10-a", "20-b", "30-c", "40-d", "60-admin", "70-e"]
+    assert t.order() == ["10-a", "20-b", "30-c", "40-d", "60-admin", "70-e"]
     assert "onsessionopen.d/20-b returned" in log(t)
 
     rows = json.loads(t.run("list", "onsessionopen", "--json").stdout)
@@ -122,15 +111,15 @@ def test_onsessionopen_failing_plugin_is_isolated(hooktree: HookTree, kind: str)
     t = hooktree
     source, expected = FAILURES[kind]
     config(t, '[hook."50-bad"]\ntimeout = 0.5\n')
-    t.hook("onsessionopen", "10-first", script(t, "10-first"))
+    t.hook("onsessionopen", "10-first", t.order_script("10-first"))
     t.hook("onsessionopen", "50-bad.py", "import hookrunner\n" + source, 0o644)
     t.hook("onsessionopen", "60-good.py", plugin(t, "onsessionopen", "60-good"), 0o644)
-    t.hook("onsessionopen", "90-last", script(t, "90-last"))
+    t.hook("onsessionopen", "90-last", t.order_script("90-last"))
     start = time.monotonic()
     result = t.run("run", "onsessionopen", env=SESSION, timeout=10)
     elapsed = time.monotonic() - start
     assert result.returncode == 1, (result.stdout, result.stderr)
-    assert order(t) == ["10-first", "60-good", "90-last"]
+    assert t.order() == ["10-first", "60-good", "90-last"]
     assert re.search(expected, log(t)), log(t)
     assert "onsessionopen.d/60-good returned" in log(t)
     assert elapsed < 0.5 + 2, elapsed  # a stuck plugin does not hold up the login
@@ -143,7 +132,7 @@ def test_onsessionclose_failure_is_logged_and_later_hooks_run(hooktree: HookTree
     t.hook("onsessionclose", "20-runs.py", plugin(t, "onsessionclose", "20-runs"), 0o644)
     result = t.run("run", "close_session", env=SESSION)
     assert result.returncode == 1
-    assert order(t) == ["10-fails", "20-runs"]
+    assert t.order() == ["10-fails", "20-runs"]
     assert "onsessionclose.d/10-fails raised ZeroDivisionError: division by zero" in log(t)
 
 
@@ -152,22 +141,10 @@ def test_onaccount_deny_stops_the_phase_and_tells_the_user(hooktree: HookTree) -
     config(t)
     t.hook("onaccount", "10-deny.py", plugin(t, "onaccount", "10-deny",
                                               "raise hookrunner.Deny('outside office hours')"), 0o644)
-    t.hook("onaccount", "20-never", script(t, "20-never"))
-    r, w = os.pipe()
-    try:
-        result = subprocess.run(
-            [str(PYTHON), "-I", "-S", str(MAIN), "run", "onaccount",
-             "--root", str(t.root), "--msg-fd", str(w)],
-            env={**SESSION, "PAM_TYPE": "account"}, capture_output=True, timeout=30, pass_fds=(w,))
-        os.close(w)
-        w = -1
-        with os.fdopen(r, "rb") as f:
-            messages = f.read()
-    finally:
-        if w >= 0:
-            os.close(w)
+    t.hook("onaccount", "20-never", t.order_script("20-never"))
+    result, messages = t.run_msg_fd("run", "onaccount", env={**SESSION, "PAM_TYPE": "account"})
     assert result.returncode == 1
-    assert order(t) == ["10-deny"]
+    assert t.order() == ["10-deny"]
     assert messages == b"error outside office hours\n"
     assert "onaccount.d/10-deny denied: outside office hours" in log(t)
 
@@ -186,7 +163,7 @@ def test_onsessionopen_plugins_under_the_system_python(hooktree: HookTree) -> No
     result = subprocess.run([str(system), "-I", "-S", str(MAIN), "run", "onsessionopen", "--root", str(t.root)],
                             env=SESSION, capture_output=True, timeout=30)
     assert result.returncode == 1, result.stderr
-    assert order(t) == ["10-a", "30-b"]
+    assert t.order() == ["10-a", "30-b"]
     assert "20-typo failed to load: unknown hook 'onsesionopen'" in log(t)
     assert "30-b returned False" in log(t)
 
@@ -196,7 +173,7 @@ def test_onaccount_plugin_that_succeeds(hooktree: HookTree) -> None:
     config(t)
     t.hook("onaccount", "10-ok.py", plugin(t, "onaccount", "10-ok", "return True"), 0o644)
     assert t.run("run", "onaccount", env=SESSION).returncode == 0
-    assert order(t) == ["10-ok"]
+    assert t.order() == ["10-ok"]
 
 
 def test_plugin_that_holds_the_gil_ends_the_dispatcher(hooktree: HookTree) -> None:
@@ -222,7 +199,7 @@ def test_plugin_file_obeys_the_safety_rules(hooktree: HookTree) -> None:
     t.hook("onsessionopen", "20-fine.py", plugin(t, "onsessionopen", "20-fine"), 0o644)
     result = t.run("run", "onsessionopen", env=SESSION)
     assert result.returncode == 0
-    assert order(t) == ["20-fine"]
+    assert t.order() == ["20-fine"]
     assert re.search(r"onsessionopen\.d/10-writable refused: .*writable by group", log(t)), log(t)
 
 
@@ -275,12 +252,12 @@ def test_onpasswd_plugin_gets_the_new_password_and_can_refuse_it(hooktree: HookT
     config(t, '[hook."10-strength"]\nauthtok = true\n')
     body = "if len(ctx.authtok or '') < 8:\n    raise hookrunner.Deny('too short')"
     t.hook("onpasswd", "10-strength.py", plugin(t, "onpasswd", "10-strength", body), 0o644)
-    t.hook("onpasswd", "20-after", script(t, "20-after"))
+    t.hook("onpasswd", "20-after", t.order_script("20-after"))
     assert t.run("run", "onpasswd", env=SESSION, input=b"short").returncode == 1
-    assert order(t) == ["10-strength"]
+    assert t.order() == ["10-strength"]
     assert "onpasswd.d/10-strength denied: too short" in log(t)
     assert t.run("run", "onpasswd", env=SESSION, input=b"long enough").returncode == 0
-    assert order(t) == ["10-strength", "10-strength", "20-after"]
+    assert t.order() == ["10-strength", "10-strength", "20-after"]
 
 
 def test_plugin_stdout_reaches_the_user_only_with_show_output(hooktree: HookTree) -> None:
@@ -303,7 +280,7 @@ def test_later_plugins_of_a_phase_share_one_pluggy_manager_without_interference(
     for name in ("20-a", "30-b"):
         t.hook("onsessionopen", f"{name}.py", plugin(t, "onsessionopen", name), 0o644)
     assert t.run("run", "onsessionopen", env=SESSION).returncode == 1
-    assert order(t) == ["20-a", "30-b"]
+    assert t.order() == ["20-a", "30-b"]
     assert "did you mean 'onsessionclose'?" in log(t)
 
 
@@ -343,7 +320,7 @@ def warm(tree: HookTree) -> None:
 
 def test_no_pluggy_for_a_phase_without_plugins(hooktree: HookTree) -> None:
     t = hooktree
-    t.hook("onsessionopen", "10-a", script(t, "10-a"))
+    t.hook("onsessionopen", "10-a", t.order_script("10-a"))
     t.hook("onsessionclose", "10-a.py", plugin(t, "onsessionclose", "10-a"), 0o644)
     warm(t)
     modules = imported(t, "onsessionopen")

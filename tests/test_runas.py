@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _hardening import Tree, alive, kill_quietly, pids_of_uid, read_pid, tree
+from _hardening import Tree, alive, kill_quietly, pids_of_uid, read_pid
+from hooktree import environ
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "pam"))
 import pamrig
@@ -44,20 +45,10 @@ def user(group: str) -> Iterator[pamrig.User]:
         kill_quietly(*pids_of_uid(u.uid))
 
 
-@pytest.fixture
-def t() -> Iterator[Tree]:
-    with tree() as t:
-        yield t
-
-
 IDENT = """#!/bin/sh
 {{ id -u; id -g; id -G; }} > {out}/ident
 cat /proc/$$/environ > {out}/environ
 """
-
-
-def environ(path: Path) -> dict[bytes, bytes]:
-    return dict(kv.split(b"=", 1) for kv in path.read_bytes().split(b"\0") if kv)
 
 
 @pytest.mark.parametrize("runas", ["name", "@user"])

@@ -7,6 +7,8 @@
   never argv), public-key login with a throw-away key.
 * :class:`Tree` — a root-owned hook tree with recorder hooks, read back as records.
 * :func:`missing` — why an e2e module cannot run here (not root, a tool missing).
+* :func:`gone` — a process exited; :func:`marker_library` — an LD_PRELOAD library that
+  leaves a trace of every process it is loaded into.
 
 The PAM-level pieces (hook trees, recorder hooks, services, pamtester, python-pam, users,
 su) live in ``pam/pamrig.py`` so that ``make demo`` uses the same code; this module puts
@@ -31,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "pam"))
 import pamrig as rig
 from pamrig import SyslogSink, SyslogUnavailable
 
-__all__ = ["Sshd", "SyslogSink", "SyslogUnavailable", "Tree", "expected_env", "free_port",
-           "install_key", "make_tree", "missing", "rig", "ssh_key", "ssh_password"]
+__all__ = ["Sshd", "SyslogSink", "SyslogUnavailable", "Tree", "expected_env", "free_port", "gone",
+           "install_key", "make_tree", "marker_library", "missing", "rig", "ssh_key", "ssh_password"]
 
 SSHD = Path("/usr/sbin/sshd")
 
@@ -110,6 +112,37 @@ def missing(*, tools: Sequence[str] = (), files: Sequence[Path] = ()) -> str:
         if not path.exists():
             return f"{path} missing (scripts/deps installs its package)"
     return ""
+
+
+def gone(pid: int) -> bool:
+    """Exited: no such process, or a zombie (a container's init may never reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+_MARKER_LIB = r"""
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((constructor)) static void mark(void)
+{
+    int fd = open(MARKER, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) { dprintf(fd, "uid=%d\n", (int)getuid()); close(fd); }
+}
+"""
+
+
+def marker_library(directory: Path, marker: Path) -> Path:
+    """``directory/libmarker.so`` (built with gcc from ``directory/marker.c``): every process
+    it is loaded into appends a line ``uid=UID`` to ``marker``."""
+    source, lib = directory / "marker.c", directory / "libmarker.so"
+    source.write_text(_MARKER_LIB)
+    subprocess.run(["gcc", "-shared", "-fPIC", f'-DMARKER="{marker}"', "-o", str(lib), str(source)],
+                   check=True)
+    return lib
 
 
 def free_port() -> int:

@@ -16,8 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Tree
-from harness import SyslogSink, missing, rig
+from harness import SyslogSink, Tree, missing, rig
 
 pytestmark = [
     pytest.mark.e2e,

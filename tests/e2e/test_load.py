@@ -18,8 +18,7 @@ import re
 import time
 
 import pytest
-from conftest import Tree
-from harness import missing, rig
+from harness import Tree, missing, rig
 
 pytestmark = [
     pytest.mark.e2e,

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import Tree, expected_env, missing, rig
+from harness import Tree, expected_env, gone, marker_library, missing, rig
 
 PYTHON = Path("/usr/bin/python3")
 MODULE = rig.REPO / "pam" / "pam_hookrunner.so"
@@ -50,17 +50,6 @@ DENY_PLUGIN = '''import hookrunner
 def onaccount(ctx):
     raise hookrunner.Deny("outside office hours")
 '''
-
-MARKER_LIB = r"""
-#include <fcntl.h>
-#include <stdio.h>
-#include <unistd.h>
-__attribute__((constructor)) static void mark(void)
-{
-    int fd = open(MARKER, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) { dprintf(fd, "%d uid=%d\n", (int)getpid(), (int)getuid()); close(fd); }
-}
-"""
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -95,15 +84,6 @@ def pamtester(service_dir: Path, *ops: str, name: str = SERVICE, passwords: tupl
                          tty=ITEMS["tty"], ruser=ITEMS["ruser"], pam_env=pam_env, timeout=30)
 
 
-def gone(pid: int) -> bool:
-    """Exited: no such process, or a zombie (a container's init may never reap it)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
-
-
 @contextlib.contextmanager
 def killed_afterwards(tree: Tree) -> Iterator[None]:
     """Whatever the test asserts, no recorded hook process outlives it."""
@@ -120,7 +100,7 @@ def killed_afterwards(tree: Tree) -> Iterator[None]:
 
 def test_debian_pluggy_imports_under_isolated_python_only_through_ensure_site_path() -> None:
     probe = ("import sys; sys.path.insert(0, sys.argv[1]); "
-             "from hookrunner.dispatch import ensure_site_path; {} import pluggy; "
+             "from hookrunner.entrypoints import ensure_site_path; {} import pluggy; "
              "print(pluggy.__file__)")
     argv = [str(PYTHON), "-I", "-S", "-c"]
     ok = rig.run([*argv, probe.format("ensure_site_path();"), str(rig.REPO)], env={})
@@ -150,11 +130,7 @@ def test_every_phase_runs_its_hooks_with_exactly_the_expected_env(tree: Tree) ->
 
 def test_user_controlled_ld_preload_reaches_neither_dispatcher_nor_hooks(tree: Tree) -> None:
     marker = tree.base / "preloaded"
-    lib = tree.base / "libmarker.so"
-    source = tree.base / "marker.c"
-    source.write_text(MARKER_LIB)
-    subprocess.run(["gcc", "-shared", "-fPIC", f'-DMARKER="{marker}"', "-o", str(lib),
-                    str(source)], check=True, capture_output=True)
+    lib = marker_library(tree.base, marker)
     canary = rig.run(["/bin/true"], env={"LD_PRELOAD": str(lib)})  # the library does work
     assert canary.returncode == 0 and marker.read_text().strip(), canary
     marker.unlink()

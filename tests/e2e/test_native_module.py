@@ -15,27 +15,20 @@ import contextlib
 import ctypes
 import json
 import os
-import secrets
-import shutil
 import signal
 import subprocess
-import sysconfig
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Sshd, rig, ssh_password
+from harness import Sshd, gone, marker_library, missing, rig, ssh_password
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
-MODULE = REPO / "pam" / "pam_hookrunner.so"
-LIBDIR = Path("/usr/lib") / (sysconfig.get_config_var("MULTIARCH") or "x86_64-linux-gnu")
-WRAPPER = LIBDIR / "libpam_wrapper.so"
-MATRIX = LIBDIR / "pam_wrapper" / "pam_matrix.so"
+MODULE = rig.REPO / "pam" / "pam_hookrunner.so"
 PYTHON = "/usr/bin/python3"
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -115,17 +108,6 @@ if "signal" in how:
 sys.exit(how.get("status", 0))
 """
 
-MARKER_LIB = r"""
-#include <fcntl.h>
-#include <stdio.h>
-#include <unistd.h>
-__attribute__((constructor)) static void mark(void)
-{
-    int fd = open(MARKER, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) { dprintf(fd, "uid=%d\n", (int)getuid()); close(fd); }
-}
-"""
-
 
 # --------------------------------------------------------------------------- helpers
 
@@ -179,7 +161,7 @@ def pamtester(service_dir: Path | None, service: str, user: str, *ops: str, stdi
     """Run pamtester, under pam_wrapper when service_dir is given, else on /etc/pam.d."""
     env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8", "CALLER_JUNK": "from-the-caller"}
     if service_dir is not None:
-        env |= {"LD_PRELOAD": str(WRAPPER), "PAM_WRAPPER": "1",
+        env |= {"LD_PRELOAD": str(rig.PAM_WRAPPER_LIB), "PAM_WRAPPER": "1",
                 "PAM_WRAPPER_SERVICE_DIR": str(service_dir)}
     argv = [*prefix, "pamtester", "-v"]
     for k, v in (items or {}).items():
@@ -199,40 +181,8 @@ def pamtester(service_dir: Path | None, service: str, user: str, *ops: str, stdi
 
 
 def wrapper_service(tmp_path: Path, lines: Sequence[str], name: str = "hrtest") -> Path:
-    d = tmp_path / "pam.d"
-    d.mkdir(exist_ok=True)
-    (d / name).write_text("\n".join(lines) + "\n")
-    return d
-
-
-@contextlib.contextmanager
-def real_service(lines: Sequence[str], tag: str = "native") -> Iterator[str]:
-    """A temporary /etc/pam.d/hookrunner-test-* service, removed afterwards."""
-    name = f"hookrunner-test-{tag}-{secrets.token_hex(4)}"
-    path = Path("/etc/pam.d") / name
-    path.write_text("\n".join(lines) + "\n")
-    try:
-        yield name
-    finally:
-        path.unlink(missing_ok=True)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
-
-
-def dead(pid: int) -> bool:
-    """Gone, or a zombie waiting for an init that may not reap (containers)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    """``tmp_path/pam.d``, a pam_wrapper service directory holding ``name``."""
+    return rig.write_wrapper_service(tmp_path / "pam.d", name, lines).parent
 
 
 def expected_env(user: str, service: str, pam_type: str, **items: str) -> dict[str, str]:
@@ -246,23 +196,14 @@ def expected_argv(standin: Standin, phase: str, *extra: str) -> list[str]:
             "--ignore-empty", *extra]
 
 
-def require(*tools: str) -> None:
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)} (scripts/deps installs them)")
-
-
 # --------------------------------------------------------------------------- fixtures
 
 
 @pytest.fixture(scope="session")
 def built() -> Path:
-    if os.geteuid() != 0:
-        pytest.skip("pam_hookrunner.so end-to-end tests need root")
-    require("gcc", "make", "pamtester")
-    if not WRAPPER.exists():
-        pytest.skip(f"needs libpam-wrapper ({WRAPPER})")
-    subprocess.run(["make", "-s", "-C", str(REPO / "pam")], check=True, capture_output=True)
+    if reason := missing(tools=["gcc", "make", "pamtester"], files=[rig.PAM_WRAPPER_LIB]):
+        pytest.skip(reason)
+    subprocess.run(["make", "-s", "-C", str(rig.REPO / "pam")], check=True, capture_output=True)
     return MODULE
 
 
@@ -282,7 +223,7 @@ def test_build_exports_six_entry_points_and_installs(built: Path, tmp_path: Path
     for name in ("authenticate", "setcred", "acct_mgmt", "chauthtok", "open_session",
                  "close_session"):
         assert hasattr(lib, f"pam_sm_{name}")
-    subprocess.run(["make", "-s", "-C", str(REPO / "pam"), "install", f"DESTDIR={tmp_path}"],
+    subprocess.run(["make", "-s", "-C", str(rig.REPO / "pam"), "install", f"DESTDIR={tmp_path}"],
                    check=True, capture_output=True)
     [installed] = tmp_path.rglob("pam_hookrunner.so")
     # next to the system's own modules
@@ -429,7 +370,7 @@ def test_timeout_kills_the_process_group(standin: Standin, tmp_path: Path,
     if ignore_term:
         assert r.seconds >= 2.0  # SIGTERM ignored: SIGKILL came after the 1 s grace
     rec = standin.records()[0]
-    assert wait_for(lambda: dead(rec["pid"]) and dead(rec["grandchild"]), 3)
+    assert rig.wait_for(lambda: gone(rec["pid"]) and gone(rec["grandchild"]), timeout=3)
 
 
 def test_a_grandchild_holding_the_pipe_does_not_hang(standin: Standin, tmp_path: Path) -> None:
@@ -473,7 +414,7 @@ def test_expose_authtok_password_phase_gets_the_new_token(standin: Standin,
                                                           tmp_path: Path) -> None:
     passdb = tmp_path / "passdb"
     passdb.write_text("alice:old-pw:hrtest\n")
-    svc = wrapper_service(tmp_path, [f"password required {MATRIX} passdb={passdb}",
+    svc = wrapper_service(tmp_path, [f"password required {rig.PAM_MATRIX} passdb={passdb}",
                                       standin.line("password", "expose_authtok")])
     r = pamtester(svc, "hrtest", "alice", "chauthtok", stdin="old-pw\nnew pw 2\nnew pw 2\n")
     assert r.rc == 0, r.err
@@ -524,11 +465,7 @@ def test_pam_env_ld_preload_reaches_pam_exec_but_not_pam_hookrunner(
     """The hazard of PAM-FACTS.md, reproduced: a user's env file sets LD_PRELOAD in the PAM
     environment; pam_exec.so hands it to its root child, pam_hookrunner.so does not."""
     marker = tmp_path / "marker"
-    src = tmp_path / "marker.c"
-    src.write_text(MARKER_LIB)
-    lib = tmp_path / "libmarker.so"
-    subprocess.run(["gcc", "-shared", "-fPIC", f'-DMARKER="{marker}"', "-o", str(lib),
-                    str(src)], check=True)
+    lib = marker_library(tmp_path, marker)
     envfile = ".hookrunner-test-env"
     (user.home / envfile).write_text(f"LD_PRELOAD DEFAULT={lib}\n")
     pam_env = f"session required pam_env.so readenv=0 user_readenv=1 user_envfile={envfile}"
@@ -556,7 +493,7 @@ def test_pam_env_ld_preload_reaches_pam_exec_but_not_pam_hookrunner(
 def test_real_service_every_phase(standin: Standin, user: rig.User) -> None:
     lines = ["auth required pam_unix.so", standin.line("auth", "expose_authtok"),
              standin.line("account"), standin.line("password"), standin.line("session")]
-    with real_service(lines) as name:
+    with rig.pam_service(lines, tag="native-") as name:
         r = pamtester(None, name, user.name, *OPS, stdin=user.password + "\n",
                       items={"rhost": "198.51.100.7"})
     assert r.rc == 0, r.err
@@ -572,7 +509,8 @@ def test_real_service_every_phase(standin: Standin, user: rig.User) -> None:
 
 
 def test_valgrind_every_phase_and_error_path(standin: Standin, tmp_path: Path) -> None:
-    require("valgrind")
+    if reason := missing(tools=["valgrind"]):
+        pytest.skip(reason)
     hf = standin.how_file
     chatty = hf("chatty", messages=["info hi\n", "error ho\n"])
     lines = [
@@ -594,7 +532,7 @@ def test_valgrind_every_phase_and_error_path(standin: Standin, tmp_path: Path) -
     log = tmp_path / "valgrind.log"
     valgrind = ["valgrind", "--leak-check=full", "--errors-for-leak-kinds=definite",
                 "--error-exitcode=99", "--trace-children=no", f"--log-file={log}"]
-    with real_service(lines, "valgrind") as name:
+    with rig.pam_service(lines, tag="valgrind-") as name:
         r = pamtester(None, name, "alice", *OPS, stdin="pw\nnew pw\nnew pw\n", prefix=valgrind,
                       timeout=120)
     text = log.read_text()
@@ -611,11 +549,12 @@ def test_valgrind_every_phase_and_error_path(standin: Standin, tmp_path: Path) -
 
 
 def test_sshd_password_login(standin: Standin, tmp_path: Path, user: rig.User) -> None:
-    require("sshd", "ssh", "sshpass", "ssh-keygen")
+    if reason := missing(tools=["sshd", "ssh", "sshpass", "ssh-keygen"]):
+        pytest.skip(reason)
     lines = ["auth required pam_unix.so", standin.line("auth"),
              "account required pam_unix.so", standin.line("account"),
              standin.line("session")]
-    with real_service(lines, "sshd") as service, Sshd.start(tmp_path / "sshd", service) as sshd:
+    with rig.pam_service(lines, tag="sshd-") as service, Sshd.start(tmp_path / "sshd", service) as sshd:
         r = ssh_password(sshd.port, user.name, user.password, ["echo", "logged-in"])
         assert r.returncode == 0, (r, sshd.log.read_text())
         assert r.stdout.strip() == "logged-in"

@@ -75,7 +75,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-
 def _checked_candidates(dispatch: Dispatch) -> list[tuple[str, ...]]:
     """(name, path, kind, action, reason) with the safety rules applied to runnable files."""
     from .entrypoints import check_module
@@ -83,15 +82,15 @@ def _checked_candidates(dispatch: Dispatch) -> list[tuple[str, ...]]:
 
     rows: list[tuple[str, ...]] = []
     for c in dispatch.candidates():
-        action, reason = str(c.action), c.reason
+        action, reason = c.action, c.reason
         if action == "run":
             if c.kind == "entrypoint":
-                problem = check_module(str(c.path))
+                problem = check_module(c.path)
             else:
                 problem = check_file(c.path, dispatch.root)
             if problem:
                 action, reason = "skip", f"refused: {problem}"
-        rows.append((c.name, str(c.path), c.kind, action, reason))
+        rows.append((c.name, c.path, c.kind, action, reason))
     return rows
 
 
@@ -130,11 +129,9 @@ def cmd_check(ns: argparse.Namespace) -> int:
                 problems.append(f"{config.path}: pass_env: {name} is never passed to hooks")
     for phase in PHASES:
         dispatch = new_dispatch(ns, phase, {})
-        for name, path, _kind, action, reason in _checked_candidates(dispatch):
-            if reason.startswith("refused:") or reason in ("dangling symlink",) or \
-                    reason.startswith("cannot"):
+        for name, path, _kind, _action, reason in _checked_candidates(dispatch):
+            if reason.startswith(("refused:", "cannot")) or reason == "dangling symlink":
                 problems.append(f"{escape(path)}: {phase.name}.d/{escape(name)}: {reason}")
-            del action
     from pathlib import Path
 
     pam_dir = Path(ns.pam_dir) if ns.pam_dir is not None else Path(ns.root, "etc/pam.d")

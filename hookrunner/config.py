@@ -144,8 +144,10 @@ def parse_config(path: str | os.PathLike[str], raw: bytes, *,
         return Config(path=path)
     from .schema import toml_message, validate  # here: a phase without a config never loads it
 
-    cache = None if cache_root is None else os.path.join(cache_root, CACHE)
-    data = None if cache is None or cache_root is None else _cached_parse(cache, cache_root, raw)
+    cache = data = None
+    if cache_root is not None:
+        cache = os.path.join(cache_root, CACHE)
+        data = _cached_parse(cache, cache_root, raw)
     if data is not None:
         return validate(path, raw.decode("utf-8"), data)
     import tomllib

@@ -85,7 +85,6 @@ class EntryPoint(Record):
         self.dist = dist
 
 
-
 def layer_dirs(phase: str, root: str | os.PathLike[str] = "/") -> list[str]:
     return [os.path.join(root, layer, phase + ".d") for layer in LAYERS]
 

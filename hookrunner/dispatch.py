@@ -189,9 +189,8 @@ class Dispatch:
         if self._root_env:  # state-keeping hooks put their files below --root too
             env[b"HOOKRUNNER_ROOT"] = self._root_env
         argv = [os.fsencode(candidate.path), *(os.fsencode(a) for a in hook_cfg.args)]
-        stdin = self.authtok if (hook_cfg.authtok and self.phase.authtok) else None
-        if hook_cfg.authtok and self.phase.authtok and stdin is None:
-            stdin = b""
+        # An opted-in hook always gets a stdin pipe: the password, or nothing if there is none.
+        stdin = (self.authtok or b"") if (hook_cfg.authtok and self.phase.authtok) else None
         inherited = self._inherited
         if inherited is None:
             inherited = inherited_fds()
@@ -235,8 +234,8 @@ class Dispatch:
         authtok = self.authtok if (hook_cfg.authtok and self.phase.authtok) else None
         ctx = PamContext.from_items(  # the hook's own logger from the start: logging stays lazy
             self.phase.name, self.items, root=os.path.abspath(self.root), hook=candidate.name,
-            log=pluginio.plugin_logger(self.log, self.phase.name, candidate.name))
-        ctx = plugins.with_authtok(ctx, authtok)
+            log=pluginio.plugin_logger(self.log, self.phase.name, candidate.name),
+            authtok=None if authtok is None else os.fsdecode(authtok))
 
         self._inherited = None  # a plugin may open an inheritable descriptor: list them again
 
@@ -249,7 +248,9 @@ class Dispatch:
 
     def plugin_manager(self) -> pluggy.PluginManager:
         if self._pm is None:
-            ensure_site_path()
+            from .entrypoints import ensure_site_path
+
+            ensure_site_path()  # before plugins.py imports pluggy: -S left it off sys.path
             from . import plugins
 
             self._pm = plugins.new_manager()
@@ -275,12 +276,3 @@ class Dispatch:
             self.log.info(f"{self.phase.name}.d/{escape(candidate.name)} output: "
                           f"{result.dropped} bytes beyond the limit were dropped")
 
-
-def ensure_site_path() -> None:
-    """With ``python -I -S``, put the interpreter's site directories on sys.path (no .pth).
-
-    Venv-aware: under -S, Python 3.11 takes a venv's interpreter for the system's.
-    """
-    from .entrypoints import ensure_site_path as ensure
-
-    ensure()

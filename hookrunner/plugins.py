@@ -100,12 +100,6 @@ def new_manager() -> pluggy.PluginManager:
     return pm
 
 
-def with_authtok(ctx: PamContext, authtok: bytes | None) -> PamContext:
-    if authtok is None:
-        return ctx
-    return ctx.for_hook(ctx.hook or "", authtok=os.fsdecode(authtok))
-
-
 # -- loading ------------------------------------------------------------------------------
 
 def load_file(pm: pluggy.PluginManager, candidate: Candidate, fd: int) -> types.ModuleType:
@@ -114,10 +108,10 @@ def load_file(pm: pluggy.PluginManager, candidate: Candidate, fd: int) -> types.
         source = f.read()
     name = f"hookrunner_plugin_{candidate.name}"
     module = types.ModuleType(name)
-    module.__file__ = str(candidate.path)
+    module.__file__ = candidate.path
     sys.modules[name] = module  # like importlib: dataclasses, pickle and typing look here
     try:
-        code = compile(source, str(candidate.path), "exec", dont_inherit=True)
+        code = compile(source, candidate.path, "exec", dont_inherit=True)
         exec(code, module.__dict__)  # noqa: S102 — a root-owned, checked plugin file
         _register(pm, module, candidate.name)
     except BaseException:
@@ -132,7 +126,7 @@ def load_entry_point(pm: pluggy.PluginManager, candidate: Candidate) -> object:
 
     from .entrypoints import check_module
 
-    value = str(candidate.path)
+    value = candidate.path
     problem = check_module(value)
     if problem is not None:
         raise Refused(problem)
@@ -234,7 +228,7 @@ def _load_and_call(pm: pluggy.PluginManager, candidate: Candidate, ctx: PamConte
     def result(outcome: Outcome, message: str, tb: str = "") -> HookResult:
         return HookResult(outcome, message, time.monotonic() - start, stderr=tb.encode())
 
-    own = {str(candidate.path)}
+    own = {candidate.path}
     try:
         plugin = load()
     except Refused as e:  # skipped with a logged reason, like an unsafe hook file

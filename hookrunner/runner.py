@@ -52,7 +52,6 @@ class HookResult(Record):
         return self.outcome == "ok"
 
 
-
 class RunAs(Record):
     """The user a ``runas`` hook runs as."""
 
@@ -63,7 +62,6 @@ class RunAs(Record):
         self.uid = uid
         self.gid = gid
         self.groups = groups
-
 
 
 class _Capture:

@@ -160,12 +160,12 @@ def read_checked(path: Path | str, root: Path | str = "/", limit: int = 1 << 20)
     top = real_root if _within(os.path.realpath(path), real_root) else "/"
     fd = open_checked(path, top).fd
     try:  # os.read, not a buffered file: a few hundred bytes, read into a buffer their size
+        data = b""
         want = min(limit, os.fstat(fd).st_size + 1)  # +1: see the end of a file that grew
-        chunks = []
         while want > 0 and (chunk := os.read(fd, want)):
-            chunks.append(chunk)
-            want = min(limit - sum(map(len, chunks)), 1 << 16)
-        return b"".join(chunks)
+            data += chunk
+            want = min(limit - len(data), 1 << 16)
+        return data
     finally:
         os.close(fd)
 

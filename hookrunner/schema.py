@@ -20,8 +20,7 @@ from .config import (
     valid_env_name,
     valid_user_name,
 )
-from .discovery import valid_name
-from .phases import PHASES
+from .phases import PHASES, valid_name
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every login pays imports
 if TYPE_CHECKING:
@@ -54,7 +53,7 @@ def toml_message(e: Exception, text: str) -> str:
 class _Validator:
     def __init__(self, path: str | os.PathLike[str], text: str) -> None:
         self.path = path
-        self.lines = text.splitlines()
+        self.text = text  # split into lines only to place an error: a valid file never is
 
     def error(self, key: str, problem: str) -> ConfigError:
         line = self._line_of(key)
@@ -68,7 +67,7 @@ class _Validator:
         *table, last = _split_key(dotted)
         key_re = re.compile(r'^\s*("?)' + re.escape(last) + r'\1\s*=')
         current: list[str] = []
-        for number, line in enumerate(self.lines, 1):
+        for number, line in enumerate(self.text.splitlines(), 1):
             stripped = line.strip()
             header = re.match(r"\[\[?(.*?)\]\]?\s*(#.*)?\Z", stripped)
             if header:

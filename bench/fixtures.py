@@ -8,6 +8,7 @@ the very same directories.
 from __future__ import annotations
 
 import os
+import sysconfig
 from pathlib import Path
 
 SH_HOOK = b"#!/bin/sh\nexit 0\n"
@@ -32,7 +33,8 @@ with open({out!r}, "a") as f:
     f.write(f"{{os.environ.get('PAM_USER')}} {{os.environ.get('PAM_RHOST')}}\\n")
 """
 
-PAM_MATRIX = "/usr/lib/x86_64-linux-gnu/pam_wrapper/pam_matrix.so"
+# Where Debian puts it for this machine's architecture (as pam/pamrig.py finds it).
+PAM_MATRIX = f"/usr/lib/{sysconfig.get_config_var('MULTIARCH') or 'x86_64-linux-gnu'}/pam_wrapper/pam_matrix.so"
 B4_PHASES = (("auth", "onauth"), ("account", "onaccount"), ("session", "onsessionopen"),
              ("session", "onsessionclose"))
 

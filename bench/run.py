@@ -135,7 +135,6 @@ class Bench:
     def b1(self) -> None:
         empty = fixtures.new_tree(self.work, "empty")
         fixtures.phase_dir(empty)
-        self.trees_empty = empty
         py = self.python
         commands: dict[str, list[str] | str] = {
             "python -I -S -c pass": [py, "-I", "-S", "-c", "pass"],
@@ -249,11 +248,8 @@ def ensure_tools() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        if sys.prefix == sys.base_prefix:  # never pip-install into the system's Python
-            raise SystemExit("bench: no matplotlib: run me with .venv/bin/python (make bench)") from None
-        print("bench: installing matplotlib (the 'bench' extra)", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                        "matplotlib"], check=True)
+        raise SystemExit("bench: no matplotlib (the 'bench' extra): run scripts/deps, and me with "
+                         ".venv/bin/python (make bench)") from None
 
 
 def main(argv: list[str] | None = None) -> int:

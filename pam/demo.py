@@ -158,10 +158,11 @@ def install_hooks(hooks: Path, root: Path, record_log: Path, log_file: Path) -> 
         src = hooks / f"{phase}.d"
         if not src.is_dir():
             continue
+        directory = pamrig.phase_dir(root, phase)
+        pamrig.mkdirs(directory)
         for entry in sorted(src.iterdir()):
             if entry.is_file() or entry.is_symlink():
-                target = pamrig.write_hook(root, phase, entry.name, "")
-                target.unlink()
+                target = directory / entry.name
                 if entry.is_symlink():
                     target.symlink_to(os.readlink(entry))
                     os.lchown(target, 0, 0)

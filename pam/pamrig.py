@@ -74,7 +74,7 @@ def make_root(base: Path) -> Path:
     return root
 
 
-def _mkdirs(path: Path) -> None:
+def mkdirs(path: Path) -> None:
     # Every directory root-owned, 0755 whatever the umask: the dispatcher checks them all.
     missing = []
     while not path.exists():
@@ -93,7 +93,7 @@ def phase_dir(root: Path, phase: str) -> Path:
 def write_hook(root: Path, phase: str, name: str, text: str, mode: int = 0o755) -> Path:
     """``<root>/etc/security/<phase>.d/<name>``, root-owned, with ``mode``."""
     directory = phase_dir(root, phase)
-    _mkdirs(directory)
+    mkdirs(directory)
     path = directory / name
     path.write_text(text)
     os.chown(path, 0, 0)
@@ -113,7 +113,7 @@ def clear_hooks(root: Path) -> None:
 def write_config(root: Path, text: str) -> Path:
     """``<root>/etc/security/hookrunner.toml``, root-owned 0644."""
     path = root / "etc" / "security" / "hookrunner.toml"
-    _mkdirs(path.parent)
+    mkdirs(path.parent)
     path.write_text(text)
     os.chown(path, 0, 0)
     path.chmod(0o644)

@@ -25,11 +25,13 @@ import dataclasses
 import json
 import os
 import secrets
+import select
 import shutil
 import socket
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -442,6 +444,9 @@ class SyslogSink:
         self.sock: socket.socket | None = None
         self.inode = 0
         self.received: list[bytes] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._reader: threading.Thread | None = None
 
     def __enter__(self) -> SyslogSink:
         if os.path.lexists(self.PATH):
@@ -455,18 +460,37 @@ class SyslogSink:
         self.sock = sock
         self.inode = os.lstat(self.PATH).st_ino
         self.PATH.chmod(0o666)
+        # Read as a syslog daemon would, all the time: with net.unix.max_dgram_qlen = 10 a
+        # queue nobody reads blocks syslog(3) in every process on the machine after 10 records.
+        self._reader = threading.Thread(target=self._read_until_stopped, daemon=True)
+        self._reader.start()
         return self
 
-    def messages(self) -> list[bytes]:
-        """Everything received so far (drains the socket without blocking)."""
+    def _read_until_stopped(self) -> None:
         assert self.sock is not None
-        while True:
-            try:
-                self.received.append(self.sock.recv(65536, socket.MSG_DONTWAIT))
-            except BlockingIOError:
-                return list(self.received)
+        while not self._stop.is_set():
+            select.select([self.sock], [], [], 0.1)
+            self._drain()
+
+    def _drain(self) -> None:
+        assert self.sock is not None
+        with self._lock:
+            while True:
+                try:
+                    self.received.append(self.sock.recv(65536, socket.MSG_DONTWAIT))
+                except (BlockingIOError, OSError):
+                    return
+
+    def messages(self) -> list[bytes]:
+        """Everything received so far."""
+        self._drain()
+        with self._lock:
+            return list(self.received)
 
     def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._reader is not None:
+            self._reader.join()
         if self.sock is not None:
             self.sock.close()
             with contextlib.suppress(FileNotFoundError):

@@ -31,8 +31,8 @@ import report
 
 REPO = Path(__file__).resolve().parent.parent
 PAM_WRAPPER = "libpam_wrapper.so"
-HOOK_ENV = {"PAM_USER": "alice", "PAM_RHOST": "203.0.113.9", "PAM_SERVICE": "bench",
-            "PAM_TTY": "/dev/pts/9", "PAM_TYPE": "open_session"}
+HOOK_ENV = {"PAM_SERVICE": "bench", "PAM_USER": "alice", "PAM_TTY": "/dev/pts/9",  # pam_exec's order
+            "PAM_RHOST": "203.0.113.9", "PAM_TYPE": "open_session"}
 
 
 @dataclass

@@ -10,12 +10,15 @@ if not __package__:
 
 def _main() -> int:
     try:
+        from hookrunner.privileges import become_root
+
+        become_root()  # before anything else: su, passwd & co. start us with the caller's uid
         from hookrunner.quick import main as quick
 
         status = quick(sys.argv[1:])  # a phase with nothing to run: answered in a few imports
     except Exception:
         status = None
-    if status is None:
+    if status is None:  # also when become_root failed: main() says why, exits 3
         from hookrunner.cli import main
 
         status = main()

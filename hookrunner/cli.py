@@ -14,7 +14,8 @@ import os
 import sys
 
 from .config import DEFAULT_PATH, Config, ConfigError, parse_config
-from .phases import Phase, items_from_environ, phase_words, resolve_phase
+from .phases import Phase, pam_items, phase_words, resolve_phase
+from .privileges import PrivilegeError, become_root
 from .quick import RunArgs, run_args
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every login pays imports
@@ -53,7 +54,7 @@ def _guarded(args: list[str]) -> int:
     except UsageError as e:
         print(f"hookrunner: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except ConfigError as e:
+    except (ConfigError, PrivilegeError) as e:
         print(f"hookrunner: {e}", file=sys.stderr)
         _syslog_error(str(e))
         return EXIT_CONFIG
@@ -74,6 +75,7 @@ def _syslog_error(message: str) -> None:
 
 
 def _main(args: list[str]) -> int:
+    become_root()  # su, passwd & co.: the caller's real uid must not reach a hook
     fast = run_args(args)  # what PAM lines use: no argparse (a third of the start-up)
     if fast is not None:
         return cmd_run(_RunArgs(fast))  # type: ignore[arg-type]
@@ -146,10 +148,16 @@ def new_dispatch(ns: argparse.Namespace, phase: Phase, items: dict[bytes, bytes]
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
-    phase = need_phase(ns.phase if ns.phase is not None else os.environ.get("PAM_TYPE"))
-    items = items_from_environ(os.environb)
+    items, spoofed = pam_items()  # pam_exec's own, not what the PAM environment says
+    pam_type = items.get(b"PAM_TYPE")
+    phase = need_phase(ns.phase if ns.phase is not None
+                       else None if pam_type is None else os.fsdecode(pam_type))
     items[b"PAM_TYPE"] = phase.pam_type.encode()
     dispatch = new_dispatch(ns, phase, items, msg_fd=ns.msg_fd)
+    for name in spoofed:
+        dispatch.log.warning(f"{phase.name}: {name.decode()} is also set in the PAM environment "
+                             f"(pam_env?), not by PAM: ignored, a spoofing attempt? "
+                             f"{dispatch.fields()}")
     if phase.authtok and any(h.authtok for h in dispatch.config.hooks.values()):
         dispatch.authtok = read_authtok(0)
     _kill_hooks_on_sigterm()

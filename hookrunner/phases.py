@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every login pays imports
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -74,8 +76,84 @@ PAM_ITEMS: tuple[tuple[str, bytes], ...] = (
 
 
 def items_from_environ(environ: Mapping[bytes, bytes]) -> dict[bytes, bytes]:
-    """The PAM items that pam_exec (or pam_hookrunner.so) put in our environment."""
+    """The PAM items in a mapping (a test's, ``simulate``'s). The dispatcher reads its own
+    environment with :func:`pam_items`, which tells pam_exec's items from spoofed ones."""
     return {var: environ[var] for _, var in PAM_ITEMS if var in environ}
+
+
+ITEM_NAMES = frozenset(var for _, var in PAM_ITEMS)
+# What pam_exec.c appends after the PAM environment list, in this order, each only when set
+# (PAM_SERVICE always is), and PAM_TYPE last of all.
+PAM_EXEC_TAIL = (b"PAM_SERVICE", b"PAM_USER", b"PAM_TTY", b"PAM_RHOST", b"PAM_RUSER")
+
+
+def raw_environ() -> list[tuple[bytes, bytes]] | None:
+    """Our environment block as exec received it, in order, duplicates kept (``os.environ``
+    keeps only the first of two equal names); None without /proc."""
+    try:
+        fd = os.open("/proc/self/environ", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    chunks = []
+    try:
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return [(name, value) for name, eq, value in
+            (entry.partition(b"=") for entry in b"".join(chunks).split(b"\0")) if eq]
+
+
+def pam_exec_block(raw: list[tuple[bytes, bytes]]) -> int | None:
+    """Where pam_exec's own items start in ``raw``, if ``raw`` ends exactly as pam_exec.c
+    builds it: ``PAM_SERVICE [PAM_USER] [PAM_TTY] [PAM_RHOST] [PAM_RUSER] PAM_TYPE`` after
+    the PAM environment list. Everything before that is the PAM environment (pam_env, a
+    user's ~/.pam_environment with user_readenv=1): never an item."""
+    if not raw or raw[-1][0] != b"PAM_TYPE":
+        return None
+    i, expect = len(raw) - 2, len(PAM_EXEC_TAIL) - 1
+    while i >= 0 and expect >= 0:
+        name = raw[i][0]
+        while expect > 0 and PAM_EXEC_TAIL[expect] != name:
+            expect -= 1  # an optional item pam_exec did not set
+        if PAM_EXEC_TAIL[expect] != name:
+            return None
+        if expect == 0:
+            return i
+        i, expect = i - 1, expect - 1
+    return None
+
+
+def pam_items(raw: list[tuple[bytes, bytes]] | None = None,
+              ) -> tuple[dict[bytes, bytes], list[bytes]]:
+    """The PAM items of our environment, and the item names the PAM environment also set.
+
+    pam_exec puts the PAM environment list first and its own items after it, so a
+    ``PAM_USER`` from a user's ``~/.pam_environment`` comes first, and Python's
+    ``os.environ`` would keep it. Here the items are pam_exec's block when the environment
+    ends as pam_exec builds it (an item set only in the PAM environment is then ignored
+    too), else the last occurrence of each name (pam_hookrunner.so's own environment,
+    where no duplicate can occur). Names seen outside pam_exec's block, or twice, are
+    returned for a warning: a spoofing attempt."""
+    if raw is None:
+        raw = raw_environ()
+        if raw is None:
+            return items_from_environ(os.environb), []
+    start = pam_exec_block(raw)
+    items: dict[bytes, bytes] = {}
+    seen: list[bytes] = []
+    spoofed: list[bytes] = []
+    for index, (name, value) in enumerate(raw):
+        if name not in ITEM_NAMES:
+            continue
+        if ((start is not None and index < start) or name in seen) and name not in spoofed:
+            spoofed.append(name)
+        seen.append(name)
+        if start is None or index >= start:
+            items[name] = value
+    return items, spoofed
 
 
 def resolve_phase(word: str | None) -> Phase | None:

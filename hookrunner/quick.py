@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from .phases import CONFIG, LAYERS, hook_name, resolve_phase
+from .phases import CONFIG, LAYERS, hook_name, pam_items, resolve_phase
 
 EXIT_EMPTY = 4
 
@@ -108,7 +108,12 @@ def nothing_to_run(ns: RunArgs) -> bool:
     """True only if the phase certainly has no hook, no plugin and no config to check."""
     if ns.verbose:
         return False
-    phase = resolve_phase(ns.phase if ns.phase is not None else os.environ.get("PAM_TYPE"))
+    items, spoofed = pam_items()
+    if spoofed:
+        return False  # the full path logs the spoofing attempt
+    pam_type = items.get(b"PAM_TYPE")
+    phase = resolve_phase(ns.phase if ns.phase is not None
+                          else None if pam_type is None else os.fsdecode(pam_type))
     if phase is None:
         return False  # the full path gives the usage error
     for layer in LAYERS:  # first: a phase with hooks leaves before reading the config twice

@@ -18,7 +18,9 @@
  *
  * Child: PYTHON -I -S DISPATCHER run PHASE --msg-fd 3 --ignore-empty [--root D] [--config F]
  * with PAM_USER PAM_SERVICE PAM_RHOST PAM_RUSER PAM_TTY (when set), PAM_TYPE and a fixed
- * PATH; new session, cwd /, umask 022, default signals, stdin /dev/null (or the password),
+ * PATH; real, effective and saved uid and gid 0 and root's groups when euid is 0 (setuid
+ * callers such as su and passwd keep the caller's real uid and groups otherwise);
+ * new session, cwd /, umask 022, default signals, stdin /dev/null (or the password),
  * stdout/stderr /dev/null, fd 3 the message pipe: lines "info TEXT" / "error TEXT" go to
  * the user via pam_info / pam_error unless PAM_SILENT ('?' for control characters, 1 KiB a
  * line, 64 KiB in all).
@@ -47,6 +49,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <grp.h>
 
 #define PAM_SM_AUTH
 #define PAM_SM_ACCOUNT
@@ -205,13 +208,35 @@ static void close_from(int lowfd)
 		(void)close((int)fd);
 }
 
+/* Root's supplementary groups, looked up before fork (getgrouplist is not async-signal-safe). */
+struct root_groups { gid_t list[64]; int n; };
+
+static void get_root_groups(struct root_groups *g)
+{
+	g->n = (int)(sizeof(g->list) / sizeof(g->list[0]));
+	if (getgrouplist("root", 0, g->list, &g->n) < 0 || g->n < 1) {
+		g->list[0] = 0; /* no "root" in the database, or more than 64 groups */
+		g->n = 1;
+	}
+}
+
 /* In the forked child: only async-signal-safe calls from here to execve. */
 static void __attribute__((noreturn))
-child(int in, int null, int msg, char *const argv[], char *const envp[])
+child(int in, int null, int msg, char *const argv[], char *const envp[],
+      const struct root_groups *groups)
 {
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	sigset_t none;
 
+	/*
+	 * A setuid caller (su, passwd, chsh, chfn) runs PAM with its real uid and groups and
+	 * euid 0: be all root, or dash/bash hooks drop to the caller and the caller may signal
+	 * the dispatcher. setresuid last: it gives up the right to change the others.
+	 */
+	if (geteuid() == 0 && (setresgid(0, 0, 0) != 0 ||
+			       setgroups((size_t)groups->n, groups->list) != 0 ||
+			       setresuid(0, 0, 0) != 0))
+		_exit(127);
 	for (int s = 1; s < NSIG; s++)
 		(void)sigaction(s, &dfl, NULL); /* fails harmlessly for KILL, STOP, ... */
 	if (sigemptyset(&none) != 0 || sigprocmask(SIG_SETMASK, &none, NULL) != 0)
@@ -383,6 +408,7 @@ static int run_dispatcher(pam_handle_t *pamh, const struct options *o, const str
 	size_t argc = 9;
 	int ret = PAM_SYSTEM_ERR, null = -1, msg[2] = { -1, -1 }, tok[2] = { -1, -1 };
 	struct sigaction dfl = { .sa_handler = SIG_DFL }, saved;
+	struct root_groups groups = { .n = 0 };
 	char **envp = NULL;
 	pid_t pid;
 
@@ -425,8 +451,11 @@ static int run_dispatcher(pam_handle_t *pamh, const struct options *o, const str
 		pam_syslog(pamh, LOG_ERR, "sigaction: %m");
 		goto out;
 	}
+	if (geteuid() == 0)
+		get_root_groups(&groups);
 	if ((pid = fork()) == 0)
-		child(authtok != NULL ? tok[0] : null, null, msg[1], (char *const *)argv, envp);
+		child(authtok != NULL ? tok[0] : null, null, msg[1], (char *const *)argv, envp,
+		      &groups);
 	if (pid > 0) {
 		close_fd(&msg[1]);
 		ret = wait_child(pamh, o, ph, pid, msg[0]);

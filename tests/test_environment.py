@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from hookrunner.context import PAM_ITEMS, items_from_environ
 from hookrunner.environment import FIXED_PATH, forbidden, hook_environment, passable, reserved
+from hookrunner.phases import PAM_EXEC_TAIL, pam_exec_block, pam_items
 
 ITEMS = {b"PAM_USER": b"alice", b"PAM_SERVICE": b"sshd", b"PAM_RHOST": b"192.0.2.7",
          b"PAM_RUSER": b"bob", b"PAM_TTY": b"ssh", b"PAM_TYPE": b"auth"}
@@ -125,3 +126,52 @@ def test_string_checks_match_the_documented_patterns(name: str) -> None:
     assert forbidden(key) == bool(_FORBIDDEN_RE.match(key))
     assert reserved(key) == bool(_RESERVED_RE.match(key))
     assert passable(key) == (not _FORBIDDEN_RE.match(key) and not _RESERVED_RE.match(key))
+
+
+# ---------------------------------------------------------------- PAM items vs the PAM environment
+
+ITEM_VARS = [var for _, var in PAM_ITEMS]
+
+
+def pam_exec_env(pam_env: list[tuple[bytes, bytes]], items: dict[bytes, bytes],
+                 pam_type: bytes) -> list[tuple[bytes, bytes]]:
+    """What pam_exec.c execs with: the PAM environment list, then its items, PAM_TYPE last."""
+    tail = [(name, items[name]) for name in PAM_EXEC_TAIL if name in items]
+    return [*pam_env, *tail, (b"PAM_TYPE", pam_type)]
+
+
+def test_pam_exec_items_win_over_the_pam_environment() -> None:
+    raw = pam_exec_env([(b"PAM_USER", b"root"), (b"LANG", b"C"), (b"PAM_RUSER", b"root")],
+                       {b"PAM_SERVICE": b"sshd", b"PAM_USER": b"alice", b"PAM_RHOST": b"h"},
+                       b"auth")
+    items, spoofed = pam_items(raw)
+    assert items == {b"PAM_SERVICE": b"sshd", b"PAM_USER": b"alice", b"PAM_RHOST": b"h",
+                     b"PAM_TYPE": b"auth"}
+    assert spoofed == [b"PAM_USER", b"PAM_RUSER"]  # RUSER: PAM did not set it, not taken
+
+
+def test_without_pam_exec_layout_the_last_occurrence_wins_and_is_reported() -> None:
+    # pam_hookrunner.so's own environment ends with PATH: no PAM environment, no duplicates.
+    native = [(b"PAM_USER", b"alice"), (b"PAM_SERVICE", b"s"), (b"PAM_TYPE", b"auth"),
+              (b"PATH", b"/bin")]
+    assert pam_items(native) == ({b"PAM_USER": b"alice", b"PAM_SERVICE": b"s",
+                                  b"PAM_TYPE": b"auth"}, [])
+    assert pam_items([(b"PAM_USER", b"x"), (b"PAM_USER", b"y")]) == ({b"PAM_USER": b"y"},
+                                                                     [b"PAM_USER"])
+    assert pam_exec_block([(b"PAM_USER", b"x"), (b"PAM_TYPE", b"auth")]) is None
+
+
+values = st.binary(max_size=20).filter(lambda v: b"\0" not in v)
+names = st.sampled_from([*ITEM_VARS, b"LANG", b"LD_PRELOAD", b"PAM_X"])
+
+
+@given(pam_env=st.lists(st.tuples(names, values), max_size=12),
+       items=st.dictionaries(st.sampled_from(PAM_EXEC_TAIL[1:]), values),
+       service=values, pam_type=values)
+def test_nothing_in_the_pam_environment_changes_pam_execs_items(
+        pam_env: list[tuple[bytes, bytes]], items: dict[bytes, bytes], service: bytes,
+        pam_type: bytes) -> None:
+    given_items = {b"PAM_SERVICE": service, **items}
+    got, spoofed = pam_items(pam_exec_env(pam_env, given_items, pam_type))
+    assert got == {**given_items, b"PAM_TYPE": pam_type}
+    assert set(spoofed) == {name for name, _ in pam_env if name in ITEM_VARS}

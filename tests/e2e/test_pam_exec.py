@@ -223,3 +223,24 @@ def test_group_writable_hook_is_refused_through_the_real_stack(tree: Tree) -> No
     assert out.returncode == 0, out  # the session line is optional
     assert tree.seen() == [("onsessionopen", "20-fine")]
     assert "onsessionopen.d/10-writable refused" in tree.log_text()
+
+
+def test_pam_items_spoofed_in_the_pam_environment_never_reach_hooks(tree: Tree) -> None:
+    """pam_env user_readenv=1 lets a user put PAM_USER=root in the PAM environment, which
+    pam_exec hands over before its own items. Hooks get pam_exec's items; an item that PAM did
+    not set (no ruser here) is not taken from the PAM environment either; each is logged."""
+    tree.hooks_everywhere("10-rec")
+    service_dir = matrix(tree)
+    spoof = {"PAM_USER": "root", "PAM_RHOST": "127.0.0.1", "PAM_RUSER": "root",
+             "PAM_SERVICE": "sshd", "PAM_TYPE": "close_session"}
+    out = rig.pamtester(service_dir, SERVICE, USER, passwords=[PASSWORD], rhost=ITEMS["rhost"],
+                        pam_env=spoof)
+    assert out.returncode == 0, out
+    assert [r.phase for r in tree.records()] == [
+        "onauth", "onaccount", "onsessionopen", "onsessionclose"]
+    for record in tree.records():
+        assert record.env == expected_env(record.phase, "10-rec", tree.root, user=USER,
+                                           service=SERVICE, rhost=ITEMS["rhost"])
+    log = tree.log_text()
+    for name in spoof:
+        assert log.count(f"{name} is also set in the PAM environment") == 4, log

@@ -181,6 +181,46 @@ def test_install_and_uninstall_invalidate_the_entry_point_cache(
     assert rows(t, "onsessionopen") == with_example
 
 
+def test_entry_points_txt_replaced_in_place_is_seen_by_the_next_run(
+        hooktree: HookTree, example_dist: Path) -> None:
+    """A package revision rewrites entry_points.txt inside a *.dist-info that stays: no
+    directory time moves. Here the same size, and the size and times put back: only the
+    change time (which nothing can set) differs, and the next run runs the new plugin."""
+    t = hooktree
+    t.config(f'log_file = "{t.root}/hookrunner.log"\n')
+    t.hook("onsessionopen", "40-x", t.order_script("40-x"))
+    cache = t.root / CACHE
+    deadline = time.monotonic() + 10
+    while not (cache.exists() and "\n50-example\t" in cache.read_text()):
+        assert rows(t, "onsessionopen") == [("40-x", "exec", "run"), ("50-example", "entrypoint", "run")]
+        assert time.monotonic() < deadline, "the entry-point cache is never written"
+    [info] = site_packages().glob("hookrunner_example_plugin-*.dist-info")
+    ep = info / "entry_points.txt"
+    original = ep.read_bytes()
+    revised = original.replace(b"50-example", b"05-example")  # the same size
+    assert revised != original and len(revised) == len(original)
+    kept = {p: (p.stat().st_atime_ns, p.stat().st_mtime_ns) for p in (ep, info, info.parent)}
+    while time.time_ns() < ep.stat().st_ctime_ns + 20_000_000:  # a change time of its own
+        pass
+    try:
+        with ep.open("r+b") as f:  # in place: the same inode
+            f.write(revised)
+        for path, ns in kept.items():
+            os.utime(path, ns=ns)
+        assert (ep.stat().st_size, ep.stat().st_mtime_ns) == (len(original), kept[ep][1])
+        assert rows(t, "onsessionopen") == [("05-example", "entrypoint", "run"), ("40-x", "exec", "run")]
+        result = t.run("run", "onsessionopen", env=SESSION)
+        assert result.returncode == 0, result.stderr
+        got = [line.split("]: ", 1)[1].split(" (")[0]
+               for line in (t.root / "hookrunner.log").read_text().splitlines()]
+        assert got == ["onsessionopen.d/05-example: session opened for bob on pts/3 from -",
+                       "onsessionopen.d/05-example returned",
+                       "onsessionopen.d/40-x exited with status 0"]
+    finally:
+        with ep.open("r+b") as f:
+            f.write(original)
+
+
 # -- hooks.d/onaccount.d/40-hours.py ------------------------------------------------------
 
 HOURS = REPO / "hooks.d/onaccount.d/40-hours.py"

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from hooktree import PYTHON, REPO, HookTree
+from hooktree import MAIN, PYTHON, REPO, HookTree, run_hookrunner
 
 from hookrunner.entrypoints import CACHE
 
@@ -146,6 +146,31 @@ def test_installed_plugin_files_obey_the_safety_rules(hooktree: HookTree, exampl
     assert re.search(r"onsessionopen\.d/50-example refused: file \S+/hookrunner_example\.py is "
                      r"writable by group", "\n".join(log(t))), log(t)
     assert not [r for r in records(t) if "session opened" in r]
+
+
+def test_installed_plugin_with_runas_fails_in_every_phase_without_being_imported(
+        hooktree: HookTree, example_dist: Path, tmp_path: Path) -> None:
+    """Not imported, so which phases it implements is unknown: it fails wherever it would run."""
+    t = hooktree
+    t.config(f'log_file = "{t.root}/hookrunner.log"\n[hook."50-example"]\nrunas = "nobody"\n')
+    t.hook("onsessionopen", "60-y", t.order_script("60-y"))
+    assert t.run("run", "onsessionopen", env=SESSION).returncode == 1
+    assert t.run("run", "onauth", env=SESSION).returncode == 1
+    assert (t.out / "order").read_text() == "60-y\n"  # a session phase runs the others
+    lines = (t.root / "hookrunner.log").read_text().splitlines()
+    failed = [line.split("]: ", 1)[1].split(" (")[0] for line in lines if "50-example" in line]
+    reason = "not run: a Python plugin cannot honour runas = nobody"
+    assert failed == [f"onsessionopen.d/50-example {reason}", f"onauth.d/50-example {reason}"]
+    assert all("outcome=error" in line for line in lines if "50-example" in line)
+    r = run_hookrunner(["run", "onauth", "--root", t.root], env=SESSION,
+                       python_args=("-X", "importtime", "-I", "-S", str(MAIN)))
+    assert r.returncode == 1 and b"| hookrunner.dispatch" in r.stderr
+    assert b"hookrunner_example" not in r.stderr and b"| pluggy" not in r.stderr
+    (tmp_path / "pam.d").mkdir()
+    r = t.run("check", "--pam-dir", tmp_path / "pam.d")
+    assert r.returncode == 1
+    reported = r.stdout.decode().splitlines()
+    assert len(reported) == 5 and all(f"50-example: fails: {reason}" in line for line in reported)
 
 
 def test_install_and_uninstall_invalidate_the_entry_point_cache(

@@ -76,7 +76,7 @@ def example_dist(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def log(tree: HookTree) -> list[str]:
-    path = tree.out / "log"
+    path = tree.root / "log"
     return path.read_text().splitlines() if path.exists() else []
 
 
@@ -93,7 +93,7 @@ def rows(tree: HookTree, phase: str) -> list[tuple[str, str, str]]:
 
 def test_onsessionopen_installed_plugin_runs_in_its_place(hooktree: HookTree, example_dist: Path) -> None:
     t = hooktree
-    t.config(f'log_file = "{t.out}/log"\n')
+    t.config(f'log_file = "{t.root}/log"\n')
     t.hook("onsessionopen", "40-x", t.order_script("40-x"))
     t.hook("onsessionopen", "60-y", t.order_script("60-y"), layer="usr/lib/hookrunner")
     assert rows(t, "onsessionopen") == [("40-x", "exec", "run"), ("50-example", "entrypoint", "run"),
@@ -120,7 +120,7 @@ def test_onsessionopen_installed_plugin_runs_in_its_place(hooktree: HookTree, ex
 
 def test_installed_plugin_is_masked_or_overridden_like_a_file(hooktree: HookTree, example_dist: Path) -> None:
     t = hooktree
-    t.config(f'log_file = "{t.out}/log"\n')
+    t.config(f'log_file = "{t.root}/log"\n')
     mask = t.dir("onsessionopen") / "50-example"
     mask.symlink_to("/dev/null")
     assert rows(t, "onsessionopen") == [("50-example", "exec", "mask"), ("50-example", "entrypoint", "skip")]
@@ -135,7 +135,7 @@ def test_installed_plugin_is_masked_or_overridden_like_a_file(hooktree: HookTree
 
 def test_installed_plugin_files_obey_the_safety_rules(hooktree: HookTree, example_dist: Path) -> None:
     t = hooktree
-    t.config(f'log_file = "{t.out}/log"\n')
+    t.config(f'log_file = "{t.root}/log"\n')
     mode = example_dist.stat().st_mode
     example_dist.chmod(0o664)
     try:
@@ -305,7 +305,7 @@ def hhmm(minute: int) -> str:
 @pytest.fixture
 def hours_tree(hooktree: HookTree) -> HookTree:
     t = hooktree
-    t.config(f'log_file = "{t.out}/log"\n')
+    t.config(f'log_file = "{t.root}/log"\n')
     t.hook("onaccount", "40-hours.py", HOURS.read_bytes(), 0o644)
     t.hook("onaccount", "90-after", t.order_script("90-after"))
     return t

@@ -128,7 +128,7 @@ def _log(ns: argparse.Namespace, config: Config) -> Log:
 
     tty = sys.stderr is not None and sys.stderr.isatty()
     return Log(stderr=sys.stderr if (ns.verbose or tty) else None, path=config.log_file,
-               debug=ns.verbose)
+               root=ns.root, debug=ns.verbose)
 
 
 def _entry_points(root: str) -> object:

@@ -76,7 +76,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _checked_candidates(dispatch: Dispatch) -> list[tuple[str, ...]]:
-    """(name, path, kind, action, reason) with the safety rules applied to runnable files."""
+    """(name, path, kind, action, reason) with the safety rules applied to runnable files;
+    a plugin with ``runas`` stays ``run`` (it is tried, and fails) with reason ``fails: ...``."""
+    from .dispatch import runas_refused
     from .entrypoints import check_module
     from .safety import check_file
 
@@ -88,8 +90,11 @@ def _checked_candidates(dispatch: Dispatch) -> list[tuple[str, ...]]:
                 problem = check_module(c.path)
             else:
                 problem = check_file(c.path, dispatch.root)
+            runas = dispatch.config.hook(c.name).runas
             if problem:
                 action, reason = "skip", f"refused: {problem}"
+            elif runas and c.kind != "exec":
+                reason = f"fails: {runas_refused(runas)}"
         rows.append((c.name, c.path, c.kind, action, reason))
     return rows
 
@@ -127,10 +132,17 @@ def cmd_check(ns: argparse.Namespace) -> int:
         for name in raw.get("pass_env", []):
             if forbidden_env(name):
                 problems.append(f"{config.path}: pass_env: {name} is never passed to hooks")
+    if config.log_file is not None:
+        from .log import log_file_refused
+        from .safety import check_append
+
+        problem = check_append(config.log_file, ns.root)
+        if problem is not None:
+            problems.append(f"{config.path}: {log_file_refused(config.log_file, problem)}")
     for phase in PHASES:
         dispatch = new_dispatch(ns, phase, {})
         for name, path, _kind, _action, reason in _checked_candidates(dispatch):
-            if reason.startswith(("refused:", "cannot")) or reason == "dangling symlink":
+            if reason.startswith(("refused:", "cannot", "fails:")) or reason == "dangling symlink":
                 problems.append(f"{escape(path)}: {phase.name}.d/{escape(name)}: {reason}")
     from pathlib import Path
 

@@ -28,6 +28,16 @@ if TYPE_CHECKING:
 LOGGED_OUTPUT = 2048  # bytes of a hook's stdout/stderr put in its log record
 
 
+def runas_refused(runas: str) -> str:
+    """Why a Python plugin with ``runas`` fails without running (the one-line reason logged,
+    listed and reported by ``check``). It runs inside the dispatcher, as root: honouring
+    ``runas`` would take a forked copy of a root process (the password, root's descriptors,
+    other plugins' threads and locks) dropping privileges; an executable hook does that by
+    exec. Failing that hook, not skipping it, keeps a deny plugin from failing open."""
+    return (f"not run: a Python plugin cannot honour runas = {escape(runas)} (it runs inside "
+            f"the dispatcher, as root); make it an executable hook, or drop runas")
+
+
 class Ran(Record):
     """One hook that ran: what it was, what it did, whether its failure counts."""
 
@@ -226,11 +236,13 @@ class Dispatch:
         return entry, RunAs(entry.pw_uid, entry.pw_gid, groups)
 
     def run_plugin(self, candidate: Candidate, timeout: float, fd: int | None) -> HookResult:
+        hook_cfg = self.config.hook(candidate.name)
+        if hook_cfg.runas:  # never run as root what was meant to run as a user; never skip it
+            return HookResult("error", runas_refused(hook_cfg.runas))
         pm = self.plugin_manager()
         from . import pluginio, plugins
         from .context import PamContext  # dataclasses: only for a phase with plugins
 
-        hook_cfg = self.config.hook(candidate.name)
         authtok = self.authtok if (hook_cfg.authtok and self.phase.authtok) else None
         ctx = PamContext.from_items(  # the hook's own logger from the start: logging stays lazy
             self.phase.name, self.items, root=os.path.abspath(self.root), hook=candidate.name,

@@ -3,11 +3,15 @@
 Scanning every distribution with importlib.metadata costs several times the interpreter's
 start-up, and every login would pay it. So the result (names and module paths, no code) is
 cached in ``ROOT/var/cache/hookrunner/entry_points`` (plain text: ``json`` alone would cost a
-millisecond on every login), keyed by the interpreter and the
-modification times of the directories distributions are found in (installing, upgrading or
-removing one adds or removes a ``*.dist-info`` directory there, which changes the time).
+millisecond on every login), keyed by the interpreter, each directory distributions are found
+in (and its modification time), and, for every ``*.dist-info``/``*.egg-info`` there, the
+identity of its ``entry_points.txt`` (device, inode, size, modification and change times; or
+its absence). The directory times alone are not enough: a package revision (dpkg, pip
+``--force-reinstall``) replaces ``entry_points.txt`` inside a ``*.dist-info`` that stays, and
+the site directory's time does not move. The change time cannot be set back (``os.utime``
+sets only the other two), so a file replaced with the same size and times is still seen.
 The cache is used only if it is root-owned and writable by nobody else, like a hook file;
-it is not written while a directory's time is too recent to tell a later change apart
+it is not written while a time in the key is too recent to tell a later change apart
 (file system clocks tick coarsely), so a stale cache cannot survive an install.
 
 The dispatcher runs as ``python3 -I -S``: no ``site``, so no site-packages on ``sys.path``
@@ -31,7 +35,7 @@ if TYPE_CHECKING:
 
 GROUP = "hookrunner"
 CACHE = "var/cache/hookrunner/entry_points"  # below --root
-MAGIC = "hookrunner-entry-points 3"
+MAGIC = "hookrunner-entry-points 4"
 RACY_NS = 50_000_000  # a directory changed less than this before the scan: don't cache
 
 
@@ -90,9 +94,74 @@ def search_dirs() -> list[str]:
     return [d for d in dict.fromkeys(dirs) if d and os.path.isdir(d)]
 
 
-def _key(dirs: list[str]) -> list[str]:
-    """What the cache is valid for: the format, the interpreter, each directory and its time."""
-    return [MAGIC, sys.executable, *(f"{os.stat(d).st_mtime_ns} {d}" for d in dirs)]
+_INFO = (".dist-info", ".egg-info")
+
+
+def _key(dirs: list[str]) -> tuple[list[str], int]:
+    """What a cache written now is valid for, and the newest time in it (the cold path).
+
+    Lines: the format, the interpreter, then per directory ``MTIME CTIME DIR``, followed by
+    ``TAB NAME TAB DEV INO SIZE MTIME CTIME`` (or ``TAB NAME TAB -``) for the
+    ``entry_points.txt`` of each distribution in it, found as importlib.metadata finds them:
+    a child named ``*.dist-info`` or ``*.egg-info`` (any case), or ``EGG-INFO`` in an
+    ``*.egg`` directory.
+    """
+    lines = [MAGIC, sys.executable]
+    newest = 0
+    for d in dirs:
+        line, newest = _dir_line(d, newest)
+        lines.append(line)
+        egg = d.lower().endswith(".egg")
+        try:
+            names = sorted(os.listdir(d))
+        except OSError:
+            continue
+        for name in names:
+            low = name.lower()
+            if low.endswith(_INFO) or (egg and low == "egg-info"):
+                line, newest = _info_line(d, name, newest)
+                lines.append(line)
+    return lines, newest
+
+
+def _dir_line(d: str, newest: int = 0) -> tuple[str, int]:
+    st = os.stat(d)
+    return (f"{st.st_mtime_ns} {st.st_ctime_ns} {d}",
+            max(newest, st.st_mtime_ns, st.st_ctime_ns))
+
+
+def _info_line(d: str, name: str, newest: int = 0) -> tuple[str, int]:
+    try:
+        st = os.stat(f"{d}/{name}/entry_points.txt")
+    except OSError:  # none (or an .egg-info file): one added later changes the line
+        return f"\t{name}\t-", newest
+    return (f"\t{name}\t{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}",
+            max(newest, st.st_mtime_ns, st.st_ctime_ns))
+
+
+def _still_valid(key: list[str], dirs: list[str]) -> bool:
+    """``key`` (a cache's) describes ``dirs`` as they are now. The fast path: no directory is
+    listed. A directory whose modification and change times are those of the key has the
+    children the key names (adding, removing or renaming one changes both; ``os.utime`` can
+    set the first back, never the second), so only their ``entry_points.txt`` are stat'ed:
+    one stat per directory and one per distribution, about 0.1 ms for 70 distributions.
+    """
+    if key[:2] != [MAGIC, sys.executable]:
+        return False
+    pending = iter(dirs)
+    current = None
+    try:
+        for line in key[2:]:
+            if line.startswith("\t"):
+                if current is None or _info_line(current, line.split("\t", 2)[1])[0] != line:
+                    return False
+            else:
+                current = next(pending, None)
+                if current is None or _dir_line(current)[0] != line:
+                    return False
+    except OSError:  # a directory gone since search_dirs() saw it
+        return False
+    return next(pending, None) is None
 
 
 def scan(dirs: list[str]) -> list[EntryPoint]:
@@ -112,7 +181,7 @@ def scan(dirs: list[str]) -> list[EntryPoint]:
 def cached(root: str = "/") -> list[tuple[str, str, str]] | None:
     """The entry points the cache holds, if it is safe and still valid; else None. Cheap:
     what every login pays when no plugin is installed."""
-    return _from_cache(_read(os.path.join(root, CACHE), root), _key(search_dirs()))
+    return _from_cache(_read(os.path.join(root, CACHE), root), search_dirs())
 
 
 def installed(root: Path | str = "/", *, use_cache: bool = True) -> list[EntryPoint]:
@@ -120,26 +189,28 @@ def installed(root: Path | str = "/", *, use_cache: bool = True) -> list[EntryPo
     from .discovery import EntryPoint
 
     dirs = search_dirs()
-    key = _key(dirs)
     cache = os.path.join(root, CACHE)
     if use_cache:
-        hit = _from_cache(_read(cache, root), key)
+        hit = _from_cache(_read(cache, root), dirs)
         if hit is not None:
             return [EntryPoint(*ep) for ep in hit]
+    key, newest = _key(dirs)  # before the scan: a change during it makes the cache stale at once
     started = time.time_ns()
     eps = scan(dirs)
-    racy = any(int(line.split(" ", 1)[0]) > started - RACY_NS for line in key[2:])
-    if use_cache and not racy:
+    if use_cache and newest <= started - RACY_NS:  # else a change in the same tick could hide
         _write(cache, key, [(ep.name, ep.value, ep.dist) for ep in eps])
     return eps
 
 
-def _from_cache(lines: list[str] | None, key: list[str]) -> list[tuple[str, str, str]] | None:
+def _from_cache(lines: list[str] | None, dirs: list[str]) -> list[tuple[str, str, str]] | None:
     """Cache file: the key's lines, an empty line, then ``name TAB value TAB dist`` lines."""
-    if lines is None or lines[: len(key) + 1] != [*key, ""]:
+    if lines is None or "" not in lines:
+        return None
+    end = lines.index("")
+    if not _still_valid(lines[:end], dirs):
         return None
     eps = []
-    for line in lines[len(key) + 1 :]:
+    for line in lines[end + 1 :]:
         fields = line.split("\t")
         if len(fields) != 3:
             return None  # not what we write: scan again

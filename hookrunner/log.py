@@ -2,12 +2,18 @@
 
 Every value is escaped so that a user name cannot forge a line: control characters,
 backslash, quotes and non-ASCII bytes become ``\\xNN``; a record is always one line.
+
+The ``log_file`` is opened once per run, at the first record, under the hook-file rules
+(:func:`safety.open_append`): a regular file, root-owned, not group/other-writable, in
+directories only root can write; checked before it is opened, so a FIFO or a device there
+cannot block or act, and checked again on the descriptor, which every record of the run
+is then written to (a file swapped in meanwhile gets nothing). A refused file gets no
+record; why is logged once, to syslog.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every login pays imports
 if TYPE_CHECKING:
@@ -57,12 +63,25 @@ class Log:
     """Where hookrunner's records go. Never given the password."""
 
     def __init__(self, *, stderr: TextIO | None = None, path: str | None = None,
-                 use_syslog: bool = True, debug: bool = False) -> None:
+                 root: str = "/", use_syslog: bool = True, debug: bool = False) -> None:
         self.stderr = stderr
         self.debug_enabled = debug
-        self.path = path
+        self.path = path  # log_file; the directory walk stops at root when it lies below
+        self.root = root
         self.use_syslog = use_syslog
         self._syslog_open = False
+        self._fd: int | None = None  # log_file's: None until the first record, -1 if not used
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd is not None and fd >= 0:
+            os.close(fd)
+
+    def __del__(self) -> None:  # a test builds thousands of Logs in one process
+        try:
+            self.close()
+        except Exception:  # noqa: S110 — at interpreter exit, nothing left to tell
+            pass
 
     def info(self, message: str) -> None:
         self._emit(6, message)
@@ -108,21 +127,35 @@ class Log:
     def _file(self, message: str) -> None:
         import time
 
-        assert self.path is not None
+        if self._fd is None:
+            self._fd = self._open_file()
+        if self._fd < 0:
+            return
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         line = f"{stamp} hookrunner[{os.getpid()}]: {message}\n".encode("ascii", "replace")
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
-                         | os.O_CLOEXEC | os.O_NOCTTY, 0o600)
-        except OSError as e:
-            if self.stderr is None:
-                self.stderr = sys.stderr if sys.stderr and sys.stderr.isatty() else None
-            if self.stderr is not None:
-                print(f"hookrunner: cannot open log file {self.path}: {e.strerror}",
-                      file=self.stderr)
-            self.path = None
-            return
+            os.write(self._fd, line)  # one write, O_APPEND: lines of parallel logins never mix
+        except OSError:  # a full disk: the record is in syslog
+            pass
+
+    def _open_file(self) -> int:
+        """The checked descriptor of ``log_file``; -1 (and why, once) if it must not be used.
+        (An abandoned plugin thread logging at the same moment may open it twice: both
+        descriptors are checked and close-on-exec.)"""
+        from .safety import UnsafeError, open_append
+
+        assert self.path is not None
+        self._fd = -1  # the warning below must not come back here
         try:
-            os.write(fd, line)  # one write with O_APPEND: lines from parallel logins never mix
-        finally:
-            os.close(fd)
+            checked = open_append(self.path, self.root)
+        except (UnsafeError, OSError) as e:
+            self.error(log_file_refused(self.path, e))  # syslog (and stderr with -v or a tty)
+            return -1
+        return -1 if checked is None else checked.fd  # None: /dev/null, no file
+
+
+def log_file_refused(path: str, why: Exception | str) -> str:
+    """The one line logged (each run) and printed by ``check`` for a refused ``log_file``."""
+    from .safety import printable
+
+    return f"log_file {printable(path)} not used (records go to syslog only): {why}"

@@ -121,10 +121,12 @@ def run_exec(
     start = time.monotonic()
     reaper.become_subreaper()  # orphans it leaves come to us, not init
     born = reaper.clock()
-    out_r, out_w = _pipe()
-    err_r, err_w = _pipe()
-    in_r, in_w = _pipe() if stdin is not None else (None, None)
-    try:
+    out_r = out_w = err_r = err_w = in_r = in_w = None
+    try:  # out of descriptors (RLIMIT_NOFILE) already for the pipes: this hook's failure
+        out_r, out_w = _pipe()
+        err_r, err_w = _pipe()
+        if stdin is not None:
+            in_r, in_w = _pipe()
         spawn = _spawn if runas is None else _spawn_as
         pid = spawn(list(argv), dict(env), in_r, out_w, err_w, runas, inherited)
     except OSError as e:
@@ -137,6 +139,7 @@ def run_exec(
         for fd in (out_w, err_w, in_r):
             if fd is not None:
                 os.close(fd)
+    assert out_r is not None and err_r is not None
     if in_w is not None:
         _feed(in_w, stdin or b"")
         os.close(in_w)

@@ -136,11 +136,7 @@ def open_checked(path: Path | str, top: Path | str = "/", verified: Verified | N
         if not stat.S_ISREG(st.st_mode):
             raise UnsafeError(f"{printable(real)} is not a regular file")
         _check_mode(st, "file", printable(real))
-        for directory in reversed(dict.fromkeys(directories)):  # nearest first
-            if directory in known:
-                continue
-            if _within(directory, top) or not _within(top, directory):
-                _check_mode(os.lstat(directory), "directory", printable(directory))
+        _check_directories(directories, top, known)
     except OSError as e:
         os.close(fd)
         raise UnsafeError(f"cannot check {printable(shown)}: {e.strerror}") from None
@@ -152,13 +148,98 @@ def open_checked(path: Path | str, top: Path | str = "/", verified: Verified | N
     return Checked(real, fd)
 
 
+def _check_directories(directories: list[str], top: str,
+                       known: set[str] | frozenset[str] = frozenset()) -> None:
+    """Each directory looked into, nearest first, except those above ``top`` and ``known``."""
+    for directory in reversed(dict.fromkeys(directories)):
+        if directory in known:
+            continue
+        if _within(directory, top) or not _within(top, directory):
+            _check_mode(os.lstat(directory), "directory", printable(directory))
+
+
+def _top_for(path: str, root: Path | str) -> str:
+    """Where the walk for ``path`` stops: ``root`` if the file really lies below it, else /."""
+    real_root = os.path.realpath(root)
+    return real_root if _within(os.path.realpath(path), real_root) else "/"
+
+
+APPEND = (os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+          | os.O_NOCTTY)
+
+
+def check_append(path: str, root: Path | str = "/") -> str | None:
+    """Why :func:`open_append` would refuse ``path``, or None; creates and writes nothing."""
+    try:
+        checked = _open_append(path, root, probe=True)
+    except UnsafeError as e:
+        return str(e)
+    if checked is not None:
+        os.close(checked.fd)
+    return None
+
+
+def open_append(path: str, root: Path | str = "/") -> Checked | None:
+    """Open ``path`` to append records (``log_file``), under the hook rules; None for
+    ``/dev/null`` (the path, or a symlink to it: a mask, as for hooks). Raises UnsafeError.
+
+    The file, its symlink target and every directory on the way (up to ``root`` when the file
+    lies below it) are checked *before* it is opened, so nothing is opened in a directory
+    others can write: no FIFO (whose open would wait for a reader) and no device (whose open
+    may act: a watchdog) that someone else put there. Then it is opened with ``O_NOFOLLOW``
+    and ``O_NONBLOCK`` and checked again on the descriptor (``fstat``): a regular file,
+    root-owned, not group/other-writable. A missing file is created (by root only), mode
+    0600, ``O_EXCL``, in its checked directory.
+    """
+    return _open_append(path, root, probe=False)
+
+
+def _open_append(path: str, root: Path | str, *, probe: bool) -> Checked | None:
+    """``probe``: a missing file whose directory passes is fine (None), and is not created."""
+    shown = "/" + "/".join(_parts(path))
+    parent, _, name = shown.rpartition("/")
+    if not name or name == ".." or path.endswith("/"):
+        raise UnsafeError(f"{printable(path)} is not a file name")
+    top = _top_for(shown, root)
+    try:
+        try:
+            real, directories = _resolve(shown)
+        except FileNotFoundError:  # a missing file (else: a missing directory, raised below)
+            real_parent, directories = _resolve(parent or "/")
+            _check_directories([*directories, real_parent], top)
+            if os.path.lexists(os.path.join(real_parent, name)):
+                raise UnsafeError(f"{printable(shown)}: dangling symlink") from None
+            if probe:
+                return None
+            if os.geteuid() != 0:
+                raise UnsafeError(f"{printable(shown)} does not exist (created only by root)") from None
+            real = os.path.join(real_parent, name)
+            fd = os.open(real, APPEND | os.O_CREAT | os.O_EXCL, 0o600)
+        else:
+            if real == "/dev/null":
+                return None
+            _check_directories(directories, top)
+            if not stat.S_ISREG(os.lstat(real).st_mode):  # before open: FIFOs, devices
+                raise UnsafeError(f"{printable(real)} is not a regular file")
+            fd = os.open(real, APPEND)
+    except OSError as e:
+        raise UnsafeError(f"cannot open {printable(shown)}: {e.strerror}") from None
+    try:  # the descriptor is what counts: what was checked by name could have been replaced
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeError(f"{printable(real)} is not a regular file")
+        _check_mode(st, "file", printable(real))
+    except UnsafeError:
+        os.close(fd)
+        raise
+    return Checked(real, fd)
+
+
 def read_checked(path: Path | str, root: Path | str = "/", limit: int = 1 << 20) -> bytes:
     """The bytes of ``path`` (at most ``limit``), read from the descriptor that passed the
     rules. The directory walk stops at ``root`` when the file really lies below it, else at
     ``/``. Raises UnsafeError, or OSError if the read itself fails."""
-    real_root = os.path.realpath(root)
-    top = real_root if _within(os.path.realpath(path), real_root) else "/"
-    fd = open_checked(path, top).fd
+    fd = open_checked(path, _top_for(os.fspath(path), root)).fd
     try:  # os.read, not a buffered file: a few hundred bytes, read into a buffer their size
         data = b""
         want = min(limit, os.fstat(fd).st_size + 1)  # +1: see the end of a file that grew

@@ -70,7 +70,7 @@ def _cannot_run() -> str | None:
 
 def demo(base: Path, hooks: Path, *, deny: bool = False) -> int:
     root = pamrig.make_root(base)
-    log_file = base / "hookrunner.log"
+    log_file = root / "hookrunner.log"  # below --root: log_file obeys the hook-file rules
     source = install_hooks(hooks, root, base / "recorded.jsonl", log_file)
     deny_list = root / "etc" / "security" / "hookrunner-deny-hosts"
     deny_list.write_text("# demo: read by onauth.d/10-deny-hosts\n198.51.100.0/24\n"

@@ -27,7 +27,7 @@ class Tree(HookTree):
     def __init__(self, base: Path) -> None:
         super().__init__(base / "root", base / "out")
         self.base = base
-        self.log_file = base / "hookrunner.log"
+        self.log_file = base / "root/hookrunner.log"  # below --root: /tmp is world-writable
         self.root.mkdir(mode=0o755)
         self.out.mkdir()
         self.out.chmod(0o777)

@@ -220,7 +220,7 @@ RECORD = re.compile(
 
 
 def test_log_file_has_one_record_per_hook(hooktree: HookTree) -> None:
-    log = hooktree.out / "hookrunner.log"
+    log = hooktree.root / "hookrunner.log"
     hooktree.config(f'timeout = 0.4\nkill_grace = 0.1\nlog_file = "{log}"\n[hook."40-slow"]\noptional = true\n')
     hooktree.hook("onsessionopen", "10-ok", OK)
     hooktree.hook("onsessionopen", "20-fail", "#!/bin/sh\nexit 3\n")
@@ -254,7 +254,7 @@ def test_log_file_has_one_record_per_hook(hooktree: HookTree) -> None:
 
 
 def test_log_of_hook_output_stays_on_one_line(hooktree: HookTree) -> None:
-    log = hooktree.out / "hookrunner.log"
+    log = hooktree.root / "hookrunner.log"
     hooktree.config(f'log_file = "{log}"\n')
     hooktree.hook("onauth", "10-chatty", "#!/bin/sh\nprintf 'one\\nFAKE hookrunner: forged\\n\\033[2J'\n"
                                           "echo err >&2\n")

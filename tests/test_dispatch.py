@@ -149,13 +149,13 @@ def test_optional_hook_never_fails_the_phase(hooktree: HookTree, phase: str) -> 
 
 
 def test_hook_timeout_fails_the_phase(hooktree: HookTree) -> None:
-    hooktree.config(f'timeout = 0.5\nkill_grace = 0.2\nlog_file = "{hooktree.out}/log"\n')
+    hooktree.config(f'timeout = 0.5\nkill_grace = 0.2\nlog_file = "{hooktree.root}/log"\n')
     hooktree.hook("onauth", "10-slow", "#!/bin/sh\nsleep 30\n")
     start = time.monotonic()
     r = hooktree.run("run", "onauth")
     assert r.returncode == 1
     assert time.monotonic() - start < 2.5
-    assert "onauth.d/10-slow timed out after 0.5 s" in (hooktree.out / "log").read_text()
+    assert "onauth.d/10-slow timed out after 0.5 s" in (hooktree.root / "log").read_text()
 
 
 def test_per_hook_timeout_overrides_global(hooktree: HookTree) -> None:
@@ -171,7 +171,7 @@ def test_per_hook_timeout_overrides_global(hooktree: HookTree) -> None:
 @pytest.mark.parametrize("where", ["global", "phase"])
 def test_phase_deadline(hooktree: HookTree, where: str) -> None:
     deadline = "phase_timeout = 0.8\n" if where == "global" else "[phase.onsessionopen]\ntimeout = 0.8\n"
-    hooktree.config(f'timeout = 10\nkill_grace = 0.2\nlog_file = "{hooktree.out}/log"\n{deadline}')
+    hooktree.config(f'timeout = 10\nkill_grace = 0.2\nlog_file = "{hooktree.root}/log"\n{deadline}')
     for name in ("10-a", "20-b", "30-c"):
         hooktree.hook("onsessionopen", name, recorder(hooktree, name, extra="sleep 0.5\n"))
     start = time.monotonic()
@@ -180,17 +180,17 @@ def test_phase_deadline(hooktree: HookTree, where: str) -> None:
     assert r.returncode == 1
     assert elapsed < 0.8 + 2
     assert hooktree.order() == ["10-a"]  # 20-b was killed at the deadline, before it wrote
-    log = (hooktree.out / "log").read_text()
+    log = (hooktree.root / "log").read_text()
     assert "onsessionopen.d/20-b timed out" in log
     assert "onsessionopen.d/30-c not run: the phase deadline passed" in log
 
 
 def test_hook_killed_by_signal_fails(hooktree: HookTree) -> None:
-    hooktree.config(f'log_file = "{hooktree.out}/log"\n')
+    hooktree.config(f'log_file = "{hooktree.root}/log"\n')
     hooktree.hook("onaccount", "10-kill", "#!/bin/sh\nkill -KILL $$\n")
     r = hooktree.run("run", "onaccount")
     assert r.returncode == 1
-    assert "onaccount.d/10-kill killed by signal 9 (SIGKILL)" in (hooktree.out / "log").read_text()
+    assert "onaccount.d/10-kill killed by signal 9 (SIGKILL)" in (hooktree.root / "log").read_text()
 
 
 def test_timeout_kills_children_of_the_hook(hooktree: HookTree) -> None:
@@ -224,14 +224,14 @@ def test_background_child_does_not_hang_the_dispatcher(hooktree: HookTree) -> No
 
 
 def test_100_mb_of_output_keeps_memory_flat(hooktree: HookTree) -> None:
-    hooktree.config(f'log_file = "{hooktree.out}/log"\n')
+    hooktree.config(f'log_file = "{hooktree.root}/log"\n')
     hooktree.hook("onsessionopen", "10-loud", "#!/bin/sh\nhead -c 100000000 /dev/zero\necho done >&2\n")
     status, maxrss_kib = status_and_peak_rss(hooktree.argv("run", "onsessionopen"), env={}, cwd="/",
                                              stdin=subprocess.DEVNULL, timeout=120)
     assert status == 0
     maxrss_mb = maxrss_kib / 1024  # KiB on Linux
     assert maxrss_mb < 60, f"dispatcher grew to {maxrss_mb:.0f} MB"
-    log = (hooktree.out / "log").read_text()
+    log = (hooktree.root / "log").read_text()
     assert f"onsessionopen.d/10-loud output: {100_000_000 - 65536} bytes beyond the limit were dropped" in log
 
 
@@ -305,12 +305,12 @@ def test_ignore_empty(hooktree: HookTree) -> None:
 
 @pytest.mark.parametrize("mode", [0o775, 0o757])
 def test_unsafe_hook_is_not_run_and_the_reason_is_logged(hooktree: HookTree, mode: int) -> None:
-    hooktree.config(f'log_file = "{hooktree.out}/log"\n')
+    hooktree.config(f'log_file = "{hooktree.root}/log"\n')
     path = hooktree.hook("onsessionopen", "10-unsafe", recorder(hooktree, "unsafe"), mode=mode)
     hooktree.hook("onsessionopen", "20-safe", recorder(hooktree, "safe"))
     hooktree.run("run", "onsessionopen")
     assert hooktree.order() == ["safe"]
-    assert f"file {path} is writable by" in (hooktree.out / "log").read_text()
+    assert f"file {path} is writable by" in (hooktree.root / "log").read_text()
 
 
 def test_hook_output_reaches_the_user_only_with_show_output(hooktree: HookTree) -> None:

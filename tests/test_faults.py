@@ -330,7 +330,9 @@ def test_ten_thousand_files_in_a_directory(t: Tree) -> None:
 @pytest.mark.parametrize(("limit", "status", "hooks_ran"), [
     (16, 0, True),  # enough: everything works
     (8, 1, False),  # the dispatcher runs; each hook "could not be started: Too many open files"
-    (4, 3, False),  # the dispatcher itself cannot work: internal error, exit 3, one line
+    # the least the interpreter starts with (3 fails in the dynamic loader): no pipe for a hook
+    # is that hook's failure too, logged (to the log_file opened before), not an internal error
+    (4, 1, False),
 ])
 def test_rlimit_nofile_very_low(t: Tree, limit: int, status: int, hooks_ran: bool) -> None:
     for name in ("10-a", "20-b"):
@@ -346,8 +348,6 @@ def test_rlimit_nofile_very_low(t: Tree, limit: int, status: int, hooks_ran: boo
     assert (t.out / "20-b").exists() == hooks_ran
     if status == 1:
         assert "10-a could not be started: Too many open files" in record(t, "10-a")
-    if status == 3:
-        assert r.stderr.count(b"\n") == 1 and b"Too many open files" in r.stderr
 
 
 @pytest.mark.slow

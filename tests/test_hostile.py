@@ -137,7 +137,7 @@ def test_every_log_record_is_one_line(scratch: Path, message: str, items: dict[b
     """Even text nobody escaped (a plugin's Deny message quoting ctx.user) stays one line."""
     path = scratch / "log"
     path.unlink(missing_ok=True)
-    log = Log(path=str(path), use_syslog=False)
+    log = Log(path=str(path), root=str(scratch), use_syslog=False)  # /dev/shm: world-writable
     log.warning(f"onauth.d/50-x denied: {message} " + " ".join(escape(v) for v in items.values()))
     log.info(message)
     lines = path.read_bytes().split(b"\n")

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from hooktree import PYTHON, REPO, HookTree
+from hooktree import MAIN, PYTHON, REPO, HookTree, run_hookrunner
 
 from hookrunner.entrypoints import CACHE
 
@@ -76,7 +76,7 @@ def example_dist(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def log(tree: HookTree) -> list[str]:
-    path = tree.out / "log"
+    path = tree.root / "log"
     return path.read_text().splitlines() if path.exists() else []
 
 
@@ -93,7 +93,7 @@ def rows(tree: HookTree, phase: str) -> list[tuple[str, str, str]]:
 
 def test_onsessionopen_installed_plugin_runs_in_its_place(hooktree: HookTree, example_dist: Path) -> None:
     t = hooktree
-    t.config(f'log_file = "{t.out}/log"\n')
+    t.config(f'log_file = "{t.root}/log"\n')
     t.hook("onsessionopen", "40-x", t.order_script("40-x"))
     t.hook("onsessionopen", "60-y", t.order_script("60-y"), layer="usr/lib/hookrunner")
     assert rows(t, "onsessionopen") == [("40-x", "exec", "run"), ("50-example", "entrypoint", "run"),
@@ -120,7 +120,7 @@ def test_onsessionopen_installed_plugin_runs_in_its_place(hooktree: HookTree, ex
 
 def test_installed_plugin_is_masked_or_overridden_like_a_file(hooktree: HookTree, example_dist: Path) -> None:
     t = hooktree
-    t.config(f'log_file = "{t.out}/log"\n')
+    t.config(f'log_file = "{t.root}/log"\n')
     mask = t.dir("onsessionopen") / "50-example"
     mask.symlink_to("/dev/null")
     assert rows(t, "onsessionopen") == [("50-example", "exec", "mask"), ("50-example", "entrypoint", "skip")]
@@ -135,7 +135,7 @@ def test_installed_plugin_is_masked_or_overridden_like_a_file(hooktree: HookTree
 
 def test_installed_plugin_files_obey_the_safety_rules(hooktree: HookTree, example_dist: Path) -> None:
     t = hooktree
-    t.config(f'log_file = "{t.out}/log"\n')
+    t.config(f'log_file = "{t.root}/log"\n')
     mode = example_dist.stat().st_mode
     example_dist.chmod(0o664)
     try:
@@ -146,6 +146,31 @@ def test_installed_plugin_files_obey_the_safety_rules(hooktree: HookTree, exampl
     assert re.search(r"onsessionopen\.d/50-example refused: file \S+/hookrunner_example\.py is "
                      r"writable by group", "\n".join(log(t))), log(t)
     assert not [r for r in records(t) if "session opened" in r]
+
+
+def test_installed_plugin_with_runas_fails_in_every_phase_without_being_imported(
+        hooktree: HookTree, example_dist: Path, tmp_path: Path) -> None:
+    """Not imported, so which phases it implements is unknown: it fails wherever it would run."""
+    t = hooktree
+    t.config(f'log_file = "{t.root}/hookrunner.log"\n[hook."50-example"]\nrunas = "nobody"\n')
+    t.hook("onsessionopen", "60-y", t.order_script("60-y"))
+    assert t.run("run", "onsessionopen", env=SESSION).returncode == 1
+    assert t.run("run", "onauth", env=SESSION).returncode == 1
+    assert (t.out / "order").read_text() == "60-y\n"  # a session phase runs the others
+    lines = (t.root / "hookrunner.log").read_text().splitlines()
+    failed = [line.split("]: ", 1)[1].split(" (")[0] for line in lines if "50-example" in line]
+    reason = "not run: a Python plugin cannot honour runas = nobody"
+    assert failed == [f"onsessionopen.d/50-example {reason}", f"onauth.d/50-example {reason}"]
+    assert all("outcome=error" in line for line in lines if "50-example" in line)
+    r = run_hookrunner(["run", "onauth", "--root", t.root], env=SESSION,
+                       python_args=("-X", "importtime", "-I", "-S", str(MAIN)))
+    assert r.returncode == 1 and b"| hookrunner.dispatch" in r.stderr
+    assert b"hookrunner_example" not in r.stderr and b"| pluggy" not in r.stderr
+    (tmp_path / "pam.d").mkdir()
+    r = t.run("check", "--pam-dir", tmp_path / "pam.d")
+    assert r.returncode == 1
+    reported = r.stdout.decode().splitlines()
+    assert len(reported) == 5 and all(f"50-example: fails: {reason}" in line for line in reported)
 
 
 def test_install_and_uninstall_invalidate_the_entry_point_cache(
@@ -179,6 +204,46 @@ def test_install_and_uninstall_invalidate_the_entry_point_cache(
     assert rows(t, "onsessionopen") == [*with_example, ("55-planted", "entrypoint", "run")]
     cache.chmod(0o666)
     assert rows(t, "onsessionopen") == with_example
+
+
+def test_entry_points_txt_replaced_in_place_is_seen_by_the_next_run(
+        hooktree: HookTree, example_dist: Path) -> None:
+    """A package revision rewrites entry_points.txt inside a *.dist-info that stays: no
+    directory time moves. Here the same size, and the size and times put back: only the
+    change time (which nothing can set) differs, and the next run runs the new plugin."""
+    t = hooktree
+    t.config(f'log_file = "{t.root}/hookrunner.log"\n')
+    t.hook("onsessionopen", "40-x", t.order_script("40-x"))
+    cache = t.root / CACHE
+    deadline = time.monotonic() + 10
+    while not (cache.exists() and "\n50-example\t" in cache.read_text()):
+        assert rows(t, "onsessionopen") == [("40-x", "exec", "run"), ("50-example", "entrypoint", "run")]
+        assert time.monotonic() < deadline, "the entry-point cache is never written"
+    [info] = site_packages().glob("hookrunner_example_plugin-*.dist-info")
+    ep = info / "entry_points.txt"
+    original = ep.read_bytes()
+    revised = original.replace(b"50-example", b"05-example")  # the same size
+    assert revised != original and len(revised) == len(original)
+    kept = {p: (p.stat().st_atime_ns, p.stat().st_mtime_ns) for p in (ep, info, info.parent)}
+    while time.time_ns() < ep.stat().st_ctime_ns + 20_000_000:  # a change time of its own
+        pass
+    try:
+        with ep.open("r+b") as f:  # in place: the same inode
+            f.write(revised)
+        for path, ns in kept.items():
+            os.utime(path, ns=ns)
+        assert (ep.stat().st_size, ep.stat().st_mtime_ns) == (len(original), kept[ep][1])
+        assert rows(t, "onsessionopen") == [("05-example", "entrypoint", "run"), ("40-x", "exec", "run")]
+        result = t.run("run", "onsessionopen", env=SESSION)
+        assert result.returncode == 0, result.stderr
+        got = [line.split("]: ", 1)[1].split(" (")[0]
+               for line in (t.root / "hookrunner.log").read_text().splitlines()]
+        assert got == ["onsessionopen.d/05-example: session opened for bob on pts/3 from -",
+                       "onsessionopen.d/05-example returned",
+                       "onsessionopen.d/40-x exited with status 0"]
+    finally:
+        with ep.open("r+b") as f:
+            f.write(original)
 
 
 # -- hooks.d/onaccount.d/40-hours.py ------------------------------------------------------
@@ -240,7 +305,7 @@ def hhmm(minute: int) -> str:
 @pytest.fixture
 def hours_tree(hooktree: HookTree) -> HookTree:
     t = hooktree
-    t.config(f'log_file = "{t.out}/log"\n')
+    t.config(f'log_file = "{t.root}/log"\n')
     t.hook("onaccount", "40-hours.py", HOURS.read_bytes(), 0o644)
     t.hook("onaccount", "90-after", t.order_script("90-after"))
     return t

@@ -30,12 +30,12 @@ def plugin(tree: HookTree, phase: str, name: str, body: str = "pass") -> str:
 
 
 def log(tree: HookTree) -> str:
-    path = tree.out / "log"
+    path = tree.root / "log"
     return path.read_text() if path.exists() else ""
 
 
 def config(tree: HookTree, extra: str = "") -> None:
-    tree.config(f'log_file = "{tree.out}/log"\n{extra}')
+    tree.config(f'log_file = "{tree.root}/log"\n{extra}')
 
 
 def test_onsessionopen_interleaves_scripts_and_plugins_across_layers(hooktree: HookTree) -> None:

@@ -8,6 +8,7 @@ dispatcher nor outlive its timeout, even from a process that left its session.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -154,3 +155,65 @@ def test_at_user_is_whoever_pam_user_names_even_root(t: Tree) -> None:
     r = t.run("run", "onauth", env={"PAM_USER": "root"})
     assert r.returncode == 0, r.stderr
     assert (t.out / "ident").read_text().splitlines()[0] == "0"
+
+
+# -- runas on a Python plugin: refused, as that hook's failure (never run as root, never skipped)
+
+PLUGIN = """import os
+import hookrunner
+
+@hookrunner.hookimpl
+def {phase}(ctx):
+    with open("{out}/{name}-ran", "w") as f:
+        f.write(str(os.getuid()))
+    raise hookrunner.Deny("not from here")
+"""
+
+
+def plugin_file(t: Tree, phase: str, name: str) -> Path:
+    return t.hook(phase, f"{name}.py", PLUGIN.format(phase=phase, out=t.out, name=name), 0o644)
+
+
+def test_a_deny_plugin_with_runas_fails_closed(t: Tree) -> None:
+    """onaccount stops at the first failure: the refused plugin denies, as it would have."""
+    plugin_file(t, "onaccount", "10-deny")
+    t.hook("onaccount", "20-after", f"#!/bin/sh\ntouch {t.out}/20-ran\n")
+    t.config('[hook."10-deny"]\nrunas = "nobody"\n')
+    r = t.run("run", "onaccount", env={"PAM_USER": "alice", "PAM_SERVICE": "sshd"})
+    assert r.returncode == 1, r.stderr
+    assert not (t.out / "10-deny-ran").exists()  # not run at all: not as root, not as nobody
+    assert not (t.out / "20-ran").exists()
+    [record] = [line for line in t.log_lines() if b"10-deny" in line]
+    assert (b"onaccount.d/10-deny not run: a Python plugin cannot honour runas = nobody"
+            in record), record
+    assert b"outcome=error" in record
+
+
+@pytest.mark.parametrize("optional", [False, True])
+def test_a_session_plugin_with_runas_fails_that_hook_only(t: Tree, optional: bool) -> None:
+    plugin_file(t, "onsessionopen", "10-as-user")
+    t.hook("onsessionopen", "20-after", f"#!/bin/sh\ntouch {t.out}/20-ran\n")
+    t.config('[hook."10-as-user"]\nrunas = "@user"\n' + ("optional = true\n" if optional else ""))
+    r = t.run("run", "onsessionopen", env={"PAM_USER": "alice"})
+    assert r.returncode == (0 if optional else 1), r.stderr
+    assert not (t.out / "10-as-user-ran").exists()
+    assert (t.out / "20-ran").exists()
+    [record] = [line for line in t.log_lines() if b"10-as-user" in line]
+    assert b"cannot honour runas = @user" in record and b"outcome=error" in record  # even optional
+
+
+def test_check_and_list_report_a_plugin_with_runas(t: Tree) -> None:
+    path = plugin_file(t, "onaccount", "10-deny")
+    t.hook("onaccount", "20-exec", "#!/bin/sh\nexit 0\n")
+    t.config('[hook."10-deny"]\nrunas = "nobody"\n[hook."20-exec"]\nrunas = "nobody"\n')
+    (t.base / "pam.d").mkdir()
+    r = t.run("check", "--pam-dir", t.base / "pam.d")
+    assert r.returncode == 1, r.stderr
+    assert r.stdout.decode().splitlines() == [
+        f"{path}: onaccount.d/10-deny: fails: not run: a Python plugin cannot honour "
+        "runas = nobody (it runs inside the dispatcher, as root); make it an executable hook, "
+        "or drop runas"]
+    r = t.run("list", "onaccount", "--json")
+    rows = {row["name"]: (row["action"], row["reason"]) for row in json.loads(r.stdout)}
+    assert rows["10-deny"][0] == "run" and rows["10-deny"][1].startswith("fails: not run: ")
+    assert rows["20-exec"] == ("run", "")  # an executable with runas is fine

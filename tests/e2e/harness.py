@@ -87,7 +87,8 @@ class Tree:
 
 
 def make_tree(base: Path) -> Tree:
-    tree = Tree(base, rig.make_root(base), base / "records.jsonl", base / "hookrunner.log")
+    root = rig.make_root(base)  # log_file below --root: the directories above are tmp's
+    tree = Tree(base, root, base / "records.jsonl", root / "hookrunner.log")
     tree.config()
     return tree
 

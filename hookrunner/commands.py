@@ -2,8 +2,9 @@
 
 ``cli._main`` imports this module only when the arguments are not ``run`` as PAM lines spell
 it, so a login never loads argparse or these commands; an unusual spelling of ``run`` is
-parsed here and handed back to ``cli.cmd_run``. Errors are raised (``UsageError``,
-``ConfigError``, anything else) and ``cli._guarded`` turns them into the exit status.
+parsed here, and ``cli`` runs it. This module imports nothing of ``cli`` (what both need is
+in ``invocation``). Errors are raised (``UsageError``, ``ConfigError``, anything else) and
+``cli._guarded`` turns them into the exit status.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .cli import EXIT_FAIL, EXIT_OK, UsageError, cmd_run, need_phase, new_dispatch, read_config
+from .invocation import EXIT_FAIL, EXIT_OK, UsageError, need_phase, new_dispatch, read_config
 
 TYPE_CHECKING = False  # as in cli.py: typing only for the type checker
 if TYPE_CHECKING:
@@ -22,13 +23,18 @@ if TYPE_CHECKING:
     from .dispatch import Dispatch, Ran
 
 
-def run_command(args: list[str]) -> int:
-    """Parse ``args`` with argparse and run the command they name."""
+def parse_args(args: list[str]) -> argparse.Namespace:
+    """``args`` parsed with argparse; ``ns.command`` names the command (``run`` is cli's)."""
     ns = _parser().parse_args(args)
     if ns.command is None:
         raise UsageError("missing command (run, list, check, simulate); see --help")
     ns.root = os.path.abspath(ns.root)  # hooks run with cwd /: a relative root would break
-    command = {"run": cmd_run, "list": cmd_list, "check": cmd_check, "simulate": cmd_simulate}
+    return ns
+
+
+def run_command(ns: argparse.Namespace) -> int:
+    """Run the admin command ``ns`` names: list, check or simulate."""
+    command = {"list": cmd_list, "check": cmd_check, "simulate": cmd_simulate}
     return command[ns.command](ns)
 
 

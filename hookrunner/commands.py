@@ -105,16 +105,49 @@ def cmd_list(ns: argparse.Namespace) -> int:
     dispatch = new_dispatch(ns, phase, {})
     rows = _checked_candidates(dispatch)
     if ns.json:
-        import json
-
-        keys = ("name", "path", "kind", "action", "reason")
-        print(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], indent=2))
+        print(list_json(rows))
         return EXIT_OK
     from .log import escape
 
     print(_table(("NAME", "KIND", "ACTION", "PATH", "REASON"),
                  [(escape(n), k, a, escape(p), r) for n, p, k, a, r in rows]))
     return EXIT_OK
+
+
+def list_json(rows: Sequence[tuple[str, ...]]) -> str:
+    """``list --json``: valid UTF-8 text in every key (a byte that is not UTF-8 shows as U+FFFD),
+    and the exact bytes of the name and the path in ``name_base64`` and ``path_base64``
+    (RFC 4648 base64: ``jq -r '.[0].path_base64' | base64 -d`` gives the file's name back)."""
+    import base64
+    import json
+
+    entries = []
+    for name, path, kind, action, reason in rows:
+        raw_name, raw_path = _raw(name, kind), _raw(path, kind)
+        entries.append({
+            "name": _text(name), "path": _text(path), "kind": kind, "action": action,
+            "reason": _text(reason),
+            "name_base64": base64.b64encode(raw_name).decode("ascii"),
+            "path_base64": base64.b64encode(raw_path).decode("ascii"),
+        })
+    return json.dumps(entries, indent=2)  # ensure_ascii: the output is ASCII, whatever the locale
+
+
+def _raw(value: str, kind: str) -> bytes:
+    """The bytes ``value`` was decoded from: a file's name or path (os.fsdecode), or an entry
+    point's name or module (UTF-8 text, surrogate-escaped where it was not, as the cache reads it)."""
+    if kind == "entrypoint":
+        return value.encode("utf-8", "surrogateescape")
+    return os.fsencode(value)
+
+
+def _text(value: str) -> str:
+    """``value`` as text that any JSON tool takes: every lone surrogate becomes U+FFFD."""
+    try:
+        raw = value.encode("utf-8", "surrogateescape")  # a file name's undecodable bytes, back
+    except UnicodeEncodeError:
+        raw = value.encode("utf-8", "surrogatepass")  # any other lone surrogate
+    return raw.decode("utf-8", "replace")
 
 
 def cmd_check(ns: argparse.Namespace) -> int:

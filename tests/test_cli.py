@@ -66,7 +66,8 @@ def test_list_json(hooktree: HookTree) -> None:
     r = hooktree.run("list", "onauth", "--json")
     assert r.returncode == 0, r.stderr
     rows = [row for row in json.loads(r.stdout) if row["kind"] != "entrypoint"]
-    assert all(list(row) == ["name", "path", "kind", "action", "reason"] for row in rows)
+    assert all(list(row) == ["name", "path", "kind", "action", "reason", "name_base64",
+                            "path_base64"] for row in rows)
     got = [(row["name"], row["path"], row["kind"], row["action"]) for row in rows]
     assert got == [
         ("10-run", str(paths["10-run"]), "exec", "run"),

@@ -16,6 +16,7 @@ Static, from the source (``ast``), so that it sees every import, wherever it is 
 from __future__ import annotations
 
 import ast
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -108,7 +109,7 @@ def _path_around(graph: Graph, component: list[str]) -> list[str]:
 
 
 def describe(graph: Graph, cycle: list[str]) -> str:
-    return ", ".join(f"{a}.py:{graph[a][b]} imports {b}" for a, b in zip(cycle, cycle[1:]))
+    return ", ".join(f"{a}.py:{graph[a][b]} imports {b}" for a, b in pairwise(cycle))
 
 
 def test_no_import_cycle_among_hookrunner_modules() -> None:

@@ -27,37 +27,35 @@ Graph = dict[str, dict[str, int]]  # module -> {module it imports: line of the f
 
 def import_graph(package: Path) -> Graph:
     modules = {p.stem for p in package.glob("*.py")}
-
-    def target(name: str) -> str | None:
-        return name if name in modules else None
-
     graph: Graph = {}
     for path in sorted(package.glob("*.py")):
         edges: dict[str, int] = {}
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            found: list[str | None] = []
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    parts = alias.name.split(".")
-                    if parts[0] == package.name:
-                        found.append(target(parts[1]) if len(parts) > 1 else "__init__")
-            elif isinstance(node, ast.ImportFrom):
-                if node.level == 1 or (node.level == 0 and node.module is not None
-                                       and node.module.split(".")[0] == package.name):
-                    parts = (node.module or "").split(".") if node.level else \
-                        (node.module or "").split(".")[1:]
-                    if parts and parts[0]:
-                        found.append(target(parts[0]))
-                    else:  # from . import x: the submodule x, or a name of the package itself
-                        found += [target(a.name) or "__init__" for a in node.names]
-                else:
-                    assert node.level == 0, f"{path.name}:{node.lineno}: import from outside the package"
-            for module in found:
-                if module is not None and module != path.stem:
-                    edges.setdefault(module, node.lineno)
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                for module in imported(node, package.name, modules):
+                    if module != path.stem:
+                        edges.setdefault(module, node.lineno)
         graph[path.stem] = edges
     graph.pop("__main__", None)
     return graph
+
+
+def imported(node: ast.Import | ast.ImportFrom, package: str, modules: set[str]) -> list[str]:
+    """The package's modules an import statement imports (none for the standard library)."""
+    if isinstance(node, ast.Import):
+        dotted = [alias.name.split(".") for alias in node.names]
+        return [parts[1] if len(parts) > 1 else "__init__" for parts in dotted
+                if parts[0] == package and (len(parts) == 1 or parts[1] in modules)]
+    assert node.level <= 1, f"line {node.lineno}: the package has no subpackages"
+    parts = (node.module or "").split(".")
+    if node.level == 0:
+        if parts[0] != package:
+            return []  # the standard library, pluggy
+        parts = parts[1:]
+    if parts and parts[0]:
+        return [parts[0]] if parts[0] in modules else []
+    # from . import x: the submodule x, or a name the package itself defines
+    return [alias.name if alias.name in modules else "__init__" for alias in node.names]
 
 
 def cycles(graph: Graph) -> list[list[str]]:

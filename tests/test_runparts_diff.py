@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -119,6 +120,17 @@ def _fifo(tree: HookTree, d: Path) -> str:
     return "50-case"
 
 
+def _socket(tree: HookTree, d: Path) -> str:
+    cwd = os.getcwd()
+    os.chdir(d)  # a relative name: a socket's path is limited to 107 bytes
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.bind("50-case")
+    finally:
+        os.chdir(cwd)
+    return "50-case"
+
+
 def _subdir(tree: HookTree, d: Path) -> str:
     (d / "50-case").mkdir(mode=0o755)
     return "50-case"
@@ -154,6 +166,9 @@ CASES = {
     "dangling symlink": Case(_link("/nonexistent-hookrunner-target"), (False, 0, "failed to stat"),
                              ("skip", "dangling symlink", False), checked=True),
     "FIFO": Case(_fifo, (False, 1, "not an executable plain file"), ("skip", "not a regular file", False)),
+    "socket": Case(_socket, (False, 1, "not an executable plain file"), ("skip", "not a regular file", False)),
+    "symlink to a device": Case(_link("/dev/zero"), (False, 1, "not an executable plain file"),
+                                ("skip", "not a regular file", False)),
     "group-writable": Case(_file(SCRIPT, 0o775), (True, 0, ""), ("skip", "writable by group", False),
                            checked=True),
     "world-writable": Case(_file(SCRIPT, 0o757), (True, 0, ""), ("skip", "writable by others", False),

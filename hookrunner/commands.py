@@ -117,7 +117,7 @@ def cmd_list(ns: argparse.Namespace) -> int:
 def list_json(rows: Sequence[tuple[str, ...]]) -> str:
     """``list --json``: valid UTF-8 text in every key (a byte that is not UTF-8 shows as U+FFFD),
     and the exact bytes of the name and the path in ``name_base64`` and ``path_base64``
-    (RFC 4648 base64: ``jq -r '.[0].path_base64' | base64 -d`` gives the file's name back)."""
+    (RFC 4648 base64: ``jq -r '.[0].path_base64' | base64 -d`` gives the path back, byte for byte)."""
     import base64
     import json
 

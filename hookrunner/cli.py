@@ -1,8 +1,10 @@
 """The ``hookrunner`` command's entry and its ``run``. One place maps errors to exit codes.
 
 ``run`` as PAM lines spell it is parsed here without argparse; anything else (``--help``,
-list, check, simulate, an unusual spelling of ``run``) goes to ``commands.py``, imported
-only then: a login never loads argparse or the admin commands.
+list, check, simulate, an unusual spelling of ``run``) is parsed by ``commands.py``, imported
+only then: a login never loads argparse or the admin commands. What both need (exit codes,
+``UsageError``, the phase, the config, a ready ``Dispatch``) is in ``invocation.py``: the imports
+point one way, cli -> commands -> invocation and cli -> invocation.
 
 Exit status: 0 success, 1 a hook failed or denied (or check found a problem), 2 usage error,
 3 configuration or internal error; 4 only with ``run --ignore-empty``: no hook for the phase.
@@ -13,26 +15,19 @@ from __future__ import annotations
 import os
 import sys
 
-from .config import DEFAULT_PATH, Config, ConfigError, parse_config
-from .phases import Phase, pam_items, phase_words, resolve_phase
+from .config import ConfigError
+from .invocation import EXIT_CONFIG, EXIT_USAGE, UsageError, need_phase, new_dispatch
+from .phases import pam_items
 from .privileges import PrivilegeError, become_root
-from .quick import RunArgs, run_args
+from .quick import EXIT_EMPTY, RunArgs, run_args
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every login pays imports
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
 
-    from .dispatch import Dispatch
-    from .log import Log
-
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_CONFIG, EXIT_EMPTY = 0, 1, 2, 3, 4
 AUTHTOK_MAX = 512  # PAM_MAX_RESP_SIZE
 AUTHTOK_WAIT = 2.0  # seconds to wait for pam_exec's expose_authtok pipe
-
-
-class UsageError(Exception):
-    pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -79,9 +74,10 @@ def _main(args: list[str]) -> int:
     fast = run_args(args)  # what PAM lines use: no argparse (a third of the start-up)
     if fast is not None:
         return cmd_run(_RunArgs(fast))  # type: ignore[arg-type]
-    from .commands import run_command  # argparse and the admin commands: never on a login
+    from .commands import parse_args, run_command  # argparse, admin commands: never on a login
 
-    return run_command(args)
+    ns = parse_args(args)
+    return cmd_run(ns) if ns.command == "run" else run_command(ns)
 
 
 class _RunArgs:
@@ -95,56 +91,6 @@ class _RunArgs:
         self.msg_fd = fast.msg_fd
         self.ignore_empty = fast.ignore_empty
         self.verbose = fast.verbose
-
-
-def need_phase(word: str | None) -> Phase:
-    phase = resolve_phase(word)
-    if phase is None:
-        if word is None:
-            raise UsageError("no phase given and PAM_TYPE is not set")
-        raise UsageError(f"unknown phase {word!r} (expected one of: {phase_words()})")
-    return phase
-
-
-def read_config(ns: argparse.Namespace) -> Config:
-    from .safety import UnsafeError, read_checked
-
-    path = ns.config if ns.config is not None else os.path.join(ns.root, DEFAULT_PATH)
-    if not os.path.lexists(path):
-        if ns.config is not None:
-            raise ConfigError(f"{path}: no such file")
-        return Config()
-    try:
-        raw = read_checked(path, ns.root)  # parsed from the very descriptor that was checked
-    except UnsafeError as e:
-        raise ConfigError(f"{path}: refused: {e}") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
-    return parse_config(path, raw, cache_root=os.fspath(ns.root))
-
-
-def _log(ns: argparse.Namespace, config: Config) -> Log:
-    from .log import Log
-
-    tty = sys.stderr is not None and sys.stderr.isatty()
-    return Log(stderr=sys.stderr if (ns.verbose or tty) else None, path=config.log_file,
-               root=ns.root, debug=ns.verbose)
-
-
-def _entry_points(root: str) -> object:
-    from . import entrypoints
-
-    return lambda: entrypoints.installed(root)
-
-
-def new_dispatch(ns: argparse.Namespace, phase: Phase, items: dict[bytes, bytes],
-                 authtok: bytes | None = None, msg_fd: int | None = None) -> Dispatch:
-    from .dispatch import Dispatch, Messages
-
-    config = read_config(ns)
-    return Dispatch(phase, items, config, _log(ns, config), root=ns.root,
-                    caller_env=os.environb, authtok=authtok, messages=Messages(msg_fd),
-                    entry_points=_entry_points(ns.root))  # type: ignore[arg-type]
 
 
 def cmd_run(ns: argparse.Namespace) -> int:

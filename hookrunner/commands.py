@@ -2,8 +2,9 @@
 
 ``cli._main`` imports this module only when the arguments are not ``run`` as PAM lines spell
 it, so a login never loads argparse or these commands; an unusual spelling of ``run`` is
-parsed here and handed back to ``cli.cmd_run``. Errors are raised (``UsageError``,
-``ConfigError``, anything else) and ``cli._guarded`` turns them into the exit status.
+parsed here, and ``cli`` runs it. This module imports nothing of ``cli`` (what both need is
+in ``invocation``). Errors are raised (``UsageError``, ``ConfigError``, anything else) and
+``cli._guarded`` turns them into the exit status.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .cli import EXIT_FAIL, EXIT_OK, UsageError, cmd_run, need_phase, new_dispatch, read_config
+from .invocation import EXIT_FAIL, EXIT_OK, UsageError, need_phase, new_dispatch, read_config
 
 TYPE_CHECKING = False  # as in cli.py: typing only for the type checker
 if TYPE_CHECKING:
@@ -22,13 +23,18 @@ if TYPE_CHECKING:
     from .dispatch import Dispatch, Ran
 
 
-def run_command(args: list[str]) -> int:
-    """Parse ``args`` with argparse and run the command they name."""
+def parse_args(args: list[str]) -> argparse.Namespace:
+    """``args`` parsed with argparse; ``ns.command`` names the command (``run`` is cli's)."""
     ns = _parser().parse_args(args)
     if ns.command is None:
         raise UsageError("missing command (run, list, check, simulate); see --help")
     ns.root = os.path.abspath(ns.root)  # hooks run with cwd /: a relative root would break
-    command = {"run": cmd_run, "list": cmd_list, "check": cmd_check, "simulate": cmd_simulate}
+    return ns
+
+
+def run_command(ns: argparse.Namespace) -> int:
+    """Run the admin command ``ns`` names: list, check or simulate."""
+    command = {"list": cmd_list, "check": cmd_check, "simulate": cmd_simulate}
     return command[ns.command](ns)
 
 
@@ -104,16 +110,49 @@ def cmd_list(ns: argparse.Namespace) -> int:
     dispatch = new_dispatch(ns, phase, {})
     rows = _checked_candidates(dispatch)
     if ns.json:
-        import json
-
-        keys = ("name", "path", "kind", "action", "reason")
-        print(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], indent=2))
+        print(list_json(rows))
         return EXIT_OK
     from .log import escape
 
     print(_table(("NAME", "KIND", "ACTION", "PATH", "REASON"),
                  [(escape(n), k, a, escape(p), r) for n, p, k, a, r in rows]))
     return EXIT_OK
+
+
+def list_json(rows: Sequence[tuple[str, ...]]) -> str:
+    """``list --json``: valid UTF-8 text in every key (a byte that is not UTF-8 shows as U+FFFD),
+    and the exact bytes of the name and the path in ``name_base64`` and ``path_base64``
+    (RFC 4648 base64: ``jq -r '.[0].path_base64' | base64 -d`` gives the path back, byte for byte)."""
+    import base64
+    import json
+
+    entries = []
+    for name, path, kind, action, reason in rows:
+        raw_name, raw_path = _raw(name, kind), _raw(path, kind)
+        entries.append({
+            "name": _text(name), "path": _text(path), "kind": kind, "action": action,
+            "reason": _text(reason),
+            "name_base64": base64.b64encode(raw_name).decode("ascii"),
+            "path_base64": base64.b64encode(raw_path).decode("ascii"),
+        })
+    return json.dumps(entries, indent=2)  # ensure_ascii: the output is ASCII, whatever the locale
+
+
+def _raw(value: str, kind: str) -> bytes:
+    """The bytes ``value`` was decoded from: a file's name or path (os.fsdecode), or an entry
+    point's name or module (UTF-8 text, surrogate-escaped where it was not, as the cache reads it)."""
+    if kind == "entrypoint":
+        return value.encode("utf-8", "surrogateescape")
+    return os.fsencode(value)
+
+
+def _text(value: str) -> str:
+    """``value`` as text that any JSON tool takes: every lone surrogate becomes U+FFFD."""
+    try:
+        raw = value.encode("utf-8", "surrogateescape")  # a file name's undecodable bytes, back
+    except UnicodeEncodeError:
+        raw = value.encode("utf-8", "surrogatepass")  # any other lone surrogate
+    return raw.decode("utf-8", "replace")
 
 
 def cmd_check(ns: argparse.Namespace) -> int:

@@ -46,6 +46,19 @@ def test_help_lists_the_commands(run_hookrunner: RunHookrunner) -> None:
         assert command in r.stdout
 
 
+@pytest.mark.parametrize("status", [0, 1])
+def test_run_spelled_for_argparse_runs_the_hooks(hooktree: HookTree, run_hookrunner: RunHookrunner,
+                                                 status: int) -> None:
+    """``--ro=ROOT`` (an abbreviation) is not the fast path's spelling: commands parses it, cli
+    runs it, with the same outcome."""
+    hooktree.hook("onsessionopen", "10-x", hooktree.order_script("10-x") + f"exit {status}\n")
+    r = run_hookrunner(["run", "onsessionopen", f"--ro={hooktree.root}"],
+                       python_args=["-X", "importtime", "-I", "-S", str(REPO / "hookrunner/__main__.py")])
+    assert r.returncode == status, r.stderr
+    assert hooktree.order() == ["10-x"]
+    assert b"hookrunner.commands" in r.stderr and b"argparse" in r.stderr  # the path under test
+
+
 def build_mixed_tree(tree: HookTree) -> dict[str, Path]:
     paths = {
         "10-run": tree.hook("onauth", "10-run", OK),
@@ -66,7 +79,8 @@ def test_list_json(hooktree: HookTree) -> None:
     r = hooktree.run("list", "onauth", "--json")
     assert r.returncode == 0, r.stderr
     rows = [row for row in json.loads(r.stdout) if row["kind"] != "entrypoint"]
-    assert all(list(row) == ["name", "path", "kind", "action", "reason"] for row in rows)
+    assert all(list(row) == ["name", "path", "kind", "action", "reason", "name_base64",
+                            "path_base64"] for row in rows)
     got = [(row["name"], row["path"], row["kind"], row["action"]) for row in rows]
     assert got == [
         ("10-run", str(paths["10-run"]), "exec", "run"),

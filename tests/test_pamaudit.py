@@ -76,10 +76,17 @@ def test_user_readenv_without_hookrunner_is_not_flagged(tmp_path: Path) -> None:
     assert audit(tmp_path, None, {"svc": svc}) == []
 
 
-def test_real_etc_pam_d_has_no_problem() -> None:
+def stock_pam_d(into: Path) -> Path:
+    """A copy of /etc/pam.d without the hookrunner-test-* services that other runs' rigs put
+    there for a while (and a killed run leaves behind): the machine's stack, not theirs."""
+    shutil.copytree("/etc/pam.d", into, ignore=shutil.ignore_patterns("hookrunner-test-*"))
+    return into
+
+
+def test_real_etc_pam_d_has_no_problem(tmp_path: Path) -> None:
     if not Path("/etc/pam.d/sshd").is_file():
         pytest.skip("no /etc/pam.d/sshd on this machine (openssh-server not installed)")
-    assert audit_pam_dir(Path("/etc/pam.d")) == []
+    assert audit_pam_dir(stock_pam_d(tmp_path / "pam.d")) == []
 
 
 def test_missing_pam_dir_is_one_problem(tmp_path: Path) -> None:
@@ -95,8 +102,7 @@ def test_real_sshd_plus_hookrunner_session_line_is_flagged(tmp_path: Path, root:
     sshd = Path("/etc/pam.d/sshd")
     if not sshd.is_file():
         pytest.skip("no /etc/pam.d/sshd on this machine (openssh-server not installed)")
-    pam_dir = tmp_path / "pam.d"
-    shutil.copytree("/etc/pam.d", pam_dir)
+    pam_dir = stock_pam_d(tmp_path / "pam.d")
     text = sshd.read_text()
     lines = text.splitlines()
     env_line = next(i for i, s in enumerate(lines, 1) if re.match(r"session.*user_readenv=1", s))

@@ -102,6 +102,7 @@ def discover(
     found: dict[str, Candidate] = {}
     shadowed: list[Candidate] = []
     bad_names: list[Candidate] = []
+    unsafe_masks: list[Candidate] = []
     for directory in dirs if dirs is not None else layer_dirs(phase, root):
         for candidate in _scan(directory):
             if candidate.name.startswith("\0"):
@@ -109,6 +110,10 @@ def discover(
             elif candidate.name in found:
                 winner = found[candidate.name].path
                 shadowed.append(candidate._replace(action="skip", reason=f"overridden by {winner}"))
+            elif candidate.action == "mask" and (unsafe := _unsafe_mask(candidate, root)):
+                # Masks nothing: the next layer's entry of that name (if any) stays in force.
+                # Listed ahead of it (its layer is higher), so a run logs it before a denial.
+                unsafe_masks.append(candidate._replace(action="skip", reason=unsafe))
             else:
                 found[candidate.name] = candidate
     for ep in entry_points:
@@ -122,7 +127,7 @@ def discover(
         else:
             found[ep.name] = Candidate(ep.name, ep.value, "entrypoint", "run",
                                        f"entry point of {ep.dist or 'an installed package'}")
-    everything = [*found.values(), *shadowed, *bad_names]
+    everything = [*unsafe_masks, *found.values(), *shadowed, *bad_names]
     # Stable: for one name, the winner (listed first) stays ahead of what it overrides.
     # Hook names are ASCII, where str order is byte order: sorted by the names themselves, no
     # key object per hook (1000 hooks: -60 KiB at the peak); bytes keys only for odd names.
@@ -131,6 +136,15 @@ def discover(
     else:
         everything.sort(key=lambda c: c.sort_key)
     return everything
+
+
+def _unsafe_mask(candidate: Candidate, root: str | os.PathLike[str]) -> str | None:
+    """Why a mask may not mask (it fails the hook rules), or None. Masks are rare: the check
+    costs nothing on a phase without one."""
+    from .safety import check_mask
+
+    problem = check_mask(candidate.path, os.fspath(root))
+    return None if problem is None else f"refused: unsafe mask ignored: {problem}"
 
 
 def _scan(directory: str | os.PathLike[str]) -> Iterator[Candidate]:

@@ -128,7 +128,10 @@ class Dispatch:
         self._fields = None
         for candidate in self.candidates():
             if candidate.action != "run":
-                if candidate.action == "skip":
+                if candidate.reason.startswith("refused:"):  # an unsafe mask
+                    self.log.warning(f"{self.phase.name}.d/{escape(candidate.name)} "
+                                     f"{candidate.reason} {self.fields()}")
+                elif candidate.action == "skip":
                     self.log.debug(f"{self.phase.name}.d/{escape(candidate.name)} skipped: "
                                    f"{escape(candidate.reason)}")
                 continue

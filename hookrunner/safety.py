@@ -279,3 +279,26 @@ def check_file(path: Path | str, top: Path | str = "/") -> str | None:
         return str(e)
     os.close(checked.fd)
     return None
+
+
+def check_mask(path: str, top: Path | str = "/") -> str | None:
+    """The reason a mask (an empty file, or a symlink to /dev/null) may not mask, or None.
+
+    A mask switches a hook off, a packaged deny hook included: it must pass the same rules
+    as a hook, or anyone who can write a layer directory could silence one. An empty file is
+    checked like a hook file; a symlink's own owner must be root (its mode means nothing),
+    and every directory above it (up to ``top``) must pass."""
+    if not os.path.islink(path):
+        return check_file(path, top)
+    shown = "/" + "/".join(_parts(path if path.startswith("/") else os.path.join(os.getcwd(), path)))
+    try:
+        real_dir, directories = _resolve(os.path.dirname(shown))
+        st = os.lstat(os.path.join(real_dir, os.path.basename(shown)))
+        if st.st_uid != 0:
+            raise UnsafeError(f"symlink {printable(shown)} is owned by uid {st.st_uid}, not root")
+        _check_directories([*directories, real_dir], os.path.realpath(top))
+    except OSError as e:
+        return f"cannot check {printable(shown)}: {e.strerror}"
+    except UnsafeError as e:
+        return str(e)
+    return None

@@ -11,7 +11,9 @@ One place for the mechanics that ``pam/demo.py`` and ``tests/e2e/`` share (no py
 * runners: ``pamtester`` under pam_wrapper, python-pam in a child process (under pam_wrapper
   or against the real ``/etc/pam.d``), and ``su`` under pam_wrapper on Debian's own su stack;
 * a temporary user (``useradd`` / ``chpasswd`` / ``userdel -r``);
-* a syslog sink on /dev/log for machines without a syslog daemon.
+* a /dev/log of its own for every transaction (rig_syslog.py): a mount namespace whose
+  /dev/log is a socket the rig reads, so that nothing depends on, or captures, the host's
+  syslog; and the /tmp/pam.X directories pam_wrapper leaves behind, removed.
 
 Passwords travel only on stdin (pamtester's prompt, python-pam's conversation), never argv.
 Import it with ``sys.path.insert(0, "<repo>/pam")``; ``pam/`` must stay a directory without
@@ -25,17 +27,21 @@ import dataclasses
 import json
 import os
 import secrets
-import select
 import shutil
-import socket
+import signal
 import subprocess
 import sys
 import sysconfig
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
+
+from rig_syslog import SyslogSink as SyslogSink
+from rig_syslog import SyslogUnavailable as SyslogUnavailable
+from rig_syslog import dev_log_argv as dev_log_argv
+from rig_syslog import isolation_problem as isolation_problem
+from rig_syslog import own_dev_log as own_dev_log
 
 REPO: Final = Path(__file__).resolve().parent.parent
 DISPATCHER: Final = REPO / "hookrunner" / "__main__.py"
@@ -367,14 +373,93 @@ class Outcome:
     seconds: float
 
 
+class RigTimeout(Exception):
+    """A program the rig ran did not finish in time; the message is one sentence."""
+
+
 def run(argv: Sequence[str], *, input: str | None = None, env: Mapping[str, str] | None = None,
-        timeout: float = 60.0) -> Outcome:
-    """Run ``argv`` (no shell), feed ``input`` on stdin, time it."""
+        timeout: float = 60.0, name: str | None = None) -> Outcome:
+    """Run ``argv`` (no shell), feed ``input`` on stdin, time it. Past ``timeout`` it is killed
+    with every process it started, and :class:`RigTimeout` says so (calling it ``name``)."""
     start = time.monotonic()
-    p = subprocess.run(list(argv), input=input or "", capture_output=True, text=True,
-                       env=None if env is None else dict(env), timeout=timeout,
-                       errors="surrogateescape")
-    return Outcome(p.returncode, p.stdout, p.stderr, time.monotonic() - start)
+    with subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, errors="surrogateescape",
+                          env=None if env is None else dict(env)) as p:
+        try:
+            stdout, stderr = p.communicate(input or "", timeout=timeout)
+        except subprocess.TimeoutExpired:
+            started = kill_tree(p.pid) - 1
+            p.communicate()
+            also = f", with the {started} processes it had started" if started else ""
+            raise RigTimeout(f"{name or Path(argv[0]).name} did not finish within {timeout:g} s "
+                             f"and was killed{also}") from None
+    return Outcome(p.returncode, stdout, stderr, time.monotonic() - start)
+
+
+def kill_tree(pid: int) -> int:
+    """SIGKILL ``pid`` and its descendants (a dispatcher pam_exec started is one, whatever
+    session it made); how many processes that was."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = (entry / "stat").read_text()
+                parents.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo += parents.get(tree[-1], [])
+    for member in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)
+    return len(tree)
+
+
+def run_pam(argv: Sequence[str], *, input: str | None = None, env: Mapping[str, str] | None = None,
+            timeout: float = 60.0, syslog: SyslogSink | None = None) -> Outcome:
+    """:func:`run` for a program that drives PAM: with a /dev/log of its own (``syslog``, or a
+    throw-away sink), and pam_wrapper's leftovers in /tmp removed after it."""
+    name = Path(argv[0]).name
+    with own_dev_log(syslog) as sink:
+        if sink is not None:
+            argv, env = sink.wrap(argv, env)
+        try:
+            return run(argv, input=input, env=env, timeout=timeout, name=name)
+        finally:
+            if (env or os.environ).get("PAM_WRAPPER") == "1":
+                sweep_pam_wrapper_dirs()
+
+
+def sweep_pam_wrapper_dirs(tmp: Path = Path("/tmp")) -> list[Path]:
+    """Remove the ``/tmp/pam.X`` directories of pam_wrapper processes that are gone.
+
+    libpam_wrapper.so makes one (the name is fixed, TMPDIR does not move it) in each process it
+    is loaded into and removes it at exit, but not in a process that executes another program
+    (the user's shell under ``su``) or is killed. A directory whose ``pid`` file names a process
+    that no longer runs is stale: pam_wrapper's own rule, which it applies only when it next
+    picks that name. Returns what was removed."""
+    removed = []
+    for directory in tmp.glob("pam.?"):
+        try:
+            if directory.is_symlink() or not directory.is_dir():
+                continue
+            pid = int((directory / "pid").read_text())
+        except (OSError, ValueError):
+            continue  # no pid file yet (being made), or not pam_wrapper's
+        if pid > 0 and not _running(pid):
+            shutil.rmtree(directory, ignore_errors=True)
+            removed.append(directory)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 PAMTESTER_OPS: Final = ("authenticate", "acct_mgmt", "open_session", "close_session")
@@ -384,11 +469,12 @@ def pamtester(service_dir: Path | None, service: str, user: str,
               ops: Sequence[str] = PAMTESTER_OPS, *, passwords: Sequence[str] = (),
               rhost: str | None = None, tty: str | None = None, ruser: str | None = None,
               pam_env: Mapping[str, str] | None = None, verbose: bool = True,
-              timeout: float = 60.0) -> Outcome:
+              timeout: float = 60.0, syslog: SyslogSink | None = None) -> Outcome:
     """One pamtester transaction (one handle, ``ops`` in order; it stops at the first failure).
 
     ``service_dir`` set: under pam_wrapper; ``None``: the real ``/etc/pam.d``.
-    ``passwords`` answer the prompts, one per line, on stdin.
+    ``passwords`` answer the prompts, one per line, on stdin. What it logs goes to ``syslog``
+    (else to a throw-away sink), never to the host's /dev/log.
     """
     argv = ["pamtester"] + (["-v"] if verbose else [])
     for item, value in (("rhost", rhost), ("tty", tty), ("ruser", ruser)):
@@ -399,11 +485,12 @@ def pamtester(service_dir: Path | None, service: str, user: str,
     argv += [service, user, *ops]
     env = wrapper_env(service_dir) if service_dir is not None else None
     stdin = "".join(p + "\n" for p in passwords)
-    return run(argv, input=stdin, env=env, timeout=timeout)
+    return run_pam(argv, input=stdin, env=env, timeout=timeout, syslog=syslog)
 
 
 def su(user: str, command: Sequence[str] = ("true",), *, login: bool = True,
-       service_dir: Path | None = None, timeout: float = 60.0) -> Outcome:
+       service_dir: Path | None = None, timeout: float = 60.0,
+       syslog: SyslogSink | None = None) -> Outcome:
     """``su [-] USER -c CMD`` as root (pam_rootok: no auth), optionally under pam_wrapper.
 
     Without ``login`` su keeps the environment, so USER's shell loads pam_wrapper as well,
@@ -413,7 +500,7 @@ def su(user: str, command: Sequence[str] = ("true",), *, login: bool = True,
 
     argv = ["su", *(["-"] if login else []), user, "-c", shlex.join(command)]
     env = wrapper_env(service_dir) if service_dir is not None else None
-    return run(argv, env=env, timeout=timeout)
+    return run_pam(argv, env=env, timeout=timeout, syslog=syslog)
 
 
 def debian_stack_with(service: str, lines: Sequence[str]) -> list[str]:
@@ -422,80 +509,6 @@ def debian_stack_with(service: str, lines: Sequence[str]) -> list[str]:
     Under pam_wrapper its ``include``/``@include`` lines still resolve to /etc/pam.d.
     """
     return [*(PAM_D / service).read_text().splitlines(), *lines]
-
-
-# ----------------------------------------------------------------------------- syslog
-
-
-class SyslogUnavailable(Exception):
-    pass
-
-
-class SyslogSink:
-    """Listen on /dev/log (only if nobody does) and collect the datagrams sent to it.
-
-    For machines without a syslog daemon (containers, CI): the socket exists only inside
-    the ``with`` block and is removed after, if it is still the one we made.
-    """
-
-    PATH = Path("/dev/log")
-
-    def __init__(self) -> None:
-        self.sock: socket.socket | None = None
-        self.inode = 0
-        self.received: list[bytes] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._reader: threading.Thread | None = None
-
-    def __enter__(self) -> SyslogSink:
-        if os.path.lexists(self.PATH):
-            raise SyslogUnavailable(f"{self.PATH} exists: a syslog daemon owns it")
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        try:
-            sock.bind(str(self.PATH))
-        except OSError as e:
-            sock.close()
-            raise SyslogUnavailable(f"cannot bind {self.PATH}: {e}") from None
-        self.sock = sock
-        self.inode = os.lstat(self.PATH).st_ino
-        self.PATH.chmod(0o666)
-        # Read as a syslog daemon would, all the time: with net.unix.max_dgram_qlen = 10 a
-        # queue nobody reads blocks syslog(3) in every process on the machine after 10 records.
-        self._reader = threading.Thread(target=self._read_until_stopped, daemon=True)
-        self._reader.start()
-        return self
-
-    def _read_until_stopped(self) -> None:
-        assert self.sock is not None
-        while not self._stop.is_set():
-            select.select([self.sock], [], [], 0.1)
-            self._drain()
-
-    def _drain(self) -> None:
-        assert self.sock is not None
-        with self._lock:
-            while True:
-                try:
-                    self.received.append(self.sock.recv(65536, socket.MSG_DONTWAIT))
-                except (BlockingIOError, OSError):
-                    return
-
-    def messages(self) -> list[bytes]:
-        """Everything received so far."""
-        self._drain()
-        with self._lock:
-            return list(self.received)
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._reader is not None:
-            self._reader.join()
-        if self.sock is not None:
-            self.sock.close()
-            with contextlib.suppress(FileNotFoundError):
-                if os.lstat(self.PATH).st_ino == self.inode:
-                    self.PATH.unlink()
 
 
 # ------------------------------------------------------------------------- python-pam
@@ -516,7 +529,7 @@ class PyPamResult:
 def python_pam(service: str, user: str, password: str, *, rhost: str | None = None,
                ruser: str | None = None, tty: str | None = None,
                service_dir: Path | None = None, python: str = sys.executable,
-               timeout: float = 60.0) -> PyPamResult:
+               timeout: float = 60.0, syslog: SyslogSink | None = None) -> PyPamResult:
     """python-pam's transaction in a child process: authenticate (call_end=False, so
     authenticate + acct_mgmt + setcred), open_session, close_session, end.
 
@@ -528,8 +541,8 @@ def python_pam(service: str, user: str, password: str, *, rhost: str | None = No
     request = {"service": service, "user": user, "password": password, "rhost": rhost,
                "ruser": ruser, "tty": tty, "wrapper": service_dir is not None}
     env = wrapper_env(service_dir, preload=False) if service_dir is not None else None
-    out = run([python, str(Path(__file__).resolve()), "_python_pam_child"],
-              input=json.dumps(request), env=env, timeout=timeout)
+    out = run_pam([python, str(Path(__file__).resolve()), "_python_pam_child"],
+                  input=json.dumps(request), env=env, timeout=timeout, syslog=syslog)
     if out.returncode != 0:
         raise RuntimeError(f"python-pam child failed ({out.returncode}): {out.stderr.strip()}")
     d = json.loads(out.stdout)

@@ -1,8 +1,9 @@
 """End-to-end harness: what the e2e tests need beyond ``pam/pamrig.py`` (no pytest here).
 
-* :class:`Sshd` — a real OpenSSH server on 127.0.0.1 with its own config, host key and pid
-  file, whose PAM service is a temporary ``/etc/pam.d`` file (sshd names its service after
-  argv[0], so it is started through a symlink of that name); stopped by PID, always.
+* :class:`Sshd` — a real OpenSSH server on 127.0.0.1 with its own config, host key, pid
+  file and /dev/log (rig_syslog.py), whose PAM service is a temporary ``/etc/pam.d`` file
+  (sshd names its service after argv[0], so it is started through a symlink of that name);
+  stopped by PID, always.
 * ssh clients: password login through ``sshpass -e`` (the password in sshpass's environment,
   never argv), public-key login with a throw-away key.
 * :class:`Tree` — a root-owned hook tree with recorder hooks, read back as records.
@@ -191,24 +192,26 @@ class Sshd:
         link = workdir / service  # argv[0]'s basename is the PAM service name
         if not link.is_symlink():
             link.symlink_to(SSHD)
-        sshd = None
-        for _attempt in range(3):  # the free port may be taken between probe and bind
-            port = free_port()
-            sshd = cls._spawn(workdir, service, link, hostkey, port)
-            if sshd._wait_listening(timeout):
-                break
-            sshd.stop()
+        with rig.own_dev_log() as sink:  # its logins log to a /dev/log of their own
             sshd = None
-        if sshd is None:
-            log = (workdir / "sshd.log").read_text(errors="replace")
-            raise RuntimeError(f"sshd did not start; its log:\n{log}")
-        try:
-            yield sshd
-        finally:
-            sshd.stop()
+            for _attempt in range(3):  # the free port may be taken between probe and bind
+                port = free_port()
+                sshd = cls._spawn(workdir, service, link, hostkey, port, sink)
+                if sshd._wait_listening(timeout):
+                    break
+                sshd.stop()
+                sshd = None
+            if sshd is None:
+                log = (workdir / "sshd.log").read_text(errors="replace")
+                raise RuntimeError(f"sshd did not start; its log:\n{log}")
+            try:
+                yield sshd
+            finally:
+                sshd.stop()
 
     @classmethod
-    def _spawn(cls, workdir: Path, service: str, link: Path, hostkey: Path, port: int) -> Sshd:
+    def _spawn(cls, workdir: Path, service: str, link: Path, hostkey: Path, port: int,
+               sink: SyslogSink | None) -> Sshd:
         config = workdir / "sshd_config"
         config.write_text("\n".join([
             f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {hostkey}",
@@ -220,9 +223,11 @@ class Sshd:
         ]))
         log = workdir / "sshd.log"
         log.write_text("")
-        process = subprocess.Popen([str(link), "-D", "-f", str(config), "-E", str(log)],
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, start_new_session=True)
+        argv, env = [str(link), "-D", "-f", str(config), "-E", str(log)], None
+        if sink is not None:
+            argv, env = sink.wrap(argv)
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, start_new_session=True, env=env)
         return cls(service, port, workdir, log, process)
 
     def _wait_listening(self, timeout: float) -> bool:

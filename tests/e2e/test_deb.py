@@ -291,7 +291,10 @@ def test_install_changes_no_login_stack_and_runs_through_pam(
     for phase in PHASES:
         assert Path(f"/etc/security/{phase}.d").is_dir()
         assert Path(f"/usr/lib/hookrunner/{phase}.d").is_dir()
-    run([HOOKRUNNER, "check", "--pam-dir", tmp_path])  # the shipped config is valid (exit 0)
+    # The shipped config is valid: no problem but, on a machine without syslog, that one.
+    check = run([HOOKRUNNER, "check", "--pam-dir", tmp_path], check=False)
+    assert not [ln for ln in check.stdout.splitlines() if "hookrunner's records are lost" not in ln]
+    assert check.returncode == (1 if check.stdout else 0), check
 
     # `hookrunner list` over the real directories, then over a tree with recorder hooks.
     assert isinstance(list_json("onsessionopen"), list)

@@ -14,7 +14,7 @@ from pathlib import Path
 import checkout
 import pytest
 from _hardening import Tree, tree
-from hooktree import MAIN, PYTHON, REPO, HookTree, RunHookrunner, run_hookrunner
+from hooktree import MAIN, PYTHON, REPO, HookTree, RunHookrunner, run_hookrunner, syslog_daemon
 from hypothesis import settings
 
 # Real processes on a loaded 2-core machine: no per-example deadline. In CI (CI=true, as
@@ -60,7 +60,8 @@ def hooktree(tmp_path: Path) -> Iterator[HookTree]:
         root, out = tmp_path / "root", tmp_path / "out"
         root.mkdir()
         out.mkdir()
-        yield HookTree(root, out)
+        with syslog_daemon(root):  # a machine with syslog, for check (test_check_logging: without)
+            yield HookTree(root, out)
     finally:
         os.umask(old)
 

@@ -15,7 +15,9 @@ OK = "#!/bin/sh\nexit 0\n"
 
 @pytest.fixture
 def tree(hooktree: HookTree, tmp_path: Path) -> Iterator[HookTree]:
+    """A machine without a syslog daemon (the fixture's ROOT/dev/log taken away)."""
     (tmp_path / "pam.d").mkdir()
+    (hooktree.root / "dev/log").unlink()
     hooktree.hook("onsessionopen", "10-ok", OK)
     yield hooktree
 
@@ -71,5 +73,17 @@ def test_journald_without_dev_log_says_how_to_link_it(tree: HookTree, tmp_path: 
 
 
 def test_a_log_file_is_where_records_go(tree: HookTree, tmp_path: Path) -> None:
-    tree.config(f'log_file = "{tree.out}/log"\n')
+    tree.config(f'log_file = "{tree.root}/hookrunner.log"\n')
     assert check(tree, tmp_path) == (0, [])
+
+
+@pytest.mark.parametrize("log_file", ["/dev/null", "{out}/log"])
+def test_no_file_or_a_refused_one_is_no_sink(tree: HookTree, tmp_path: Path, log_file: str) -> None:
+    """``/dev/null`` means no file; a refused one (here below the world-writable /tmp, outside
+    ROOT) gets nothing: either way, without syslog the records are lost, and check says both."""
+    tree.config(f'log_file = "{log_file.format(out=tree.out)}"\n')
+    status, lines = check(tree, tmp_path)
+    assert status == 1
+    assert lines[-1].startswith(f"{tree.root}/dev/log: no syslog socket, so hookrunner's records "
+                                "are lost"), lines
+    assert len(lines) == (1 if log_file == "/dev/null" else 2), lines

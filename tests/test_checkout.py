@@ -66,9 +66,9 @@ def test_the_dispatcher_writes_no_bytecode_next_to_a_plugin_file(hooktree: HookT
     t = hooktree
     t.hook("onsessionopen", "50-plugin.py",
            "import hookrunner\n\n@hookrunner.hookimpl\ndef onsessionopen(ctx):\n    pass\n", 0o644)
-    t.config(f'log_file = "{t.out}/log"\n')
+    t.config(f'log_file = "{t.root}/hookrunner.log"\n')
     r = t.run("run", "onsessionopen", env={"PAM_USER": "bob", "PAM_SERVICE": "sshd"})
     assert r.returncode == 0, r.stderr
-    assert "50-plugin returned" in (t.out / "log").read_text()
+    assert "50-plugin returned" in (t.root / "hookrunner.log").read_text()
     assert os.listdir(t.dir("onsessionopen")) == ["50-plugin.py"]
 

@@ -137,7 +137,7 @@ def test_check_clean_tree(hooktree: HookTree, tmp_path: Path) -> None:
     (tmp_path / "pam.d").mkdir()
     hooktree.hook("onauth", "10-ok", OK)
     hooktree.hook("onsessionclose", "10-ok", OK)
-    hooktree.config(f'timeout = 5\nlog_file = "{hooktree.out}/log"\n')
+    hooktree.config("timeout = 5\n")
     r = hooktree.run("check", "--pam-dir", tmp_path / "pam.d")
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout == b""
@@ -151,7 +151,7 @@ def test_check_reports_one_line_per_problem(hooktree: HookTree, tmp_path: Path) 
     os.chown(owned, 1000, 1000)
     dangling = hooktree.dir("onaccount") / "40-dangling"
     dangling.symlink_to(hooktree.root / "nowhere")
-    hooktree.config(f'pass_env = ["LD_PRELOAD"]\nlog_file = "{hooktree.out}/log"\n')
+    hooktree.config('pass_env = ["LD_PRELOAD"]\n')
     r = hooktree.run("check", "--pam-dir", tmp_path / "pam.d")
     assert r.returncode == 1
     lines = r.stdout.decode().splitlines()
@@ -173,7 +173,6 @@ def test_check_and_list_keep_one_problem_a_line_whatever_the_names(hooktree: Hoo
     os.chmod(target, 0o755)
     os.chown(target, 1000, 1000)  # someone else's file, behind a symlink root made
     os.symlink(target, hooktree.dir("onauth") / "10-link")
-    hooktree.config(f'log_file = "{hooktree.out}/log"\n')
     r = hooktree.run("check", "--pam-dir", tmp_path / "pam.d")
     assert r.returncode == 1
     assert len(r.stdout.splitlines()) == 1, r.stdout
@@ -288,7 +287,6 @@ def test_check_reports_a_layer_that_is_not_a_directory(hooktree: HookTree, tmp_p
     layer.parent.mkdir(parents=True, exist_ok=True)
     layer.write_text("oops: a file where a directory belongs\n")
     hooktree.hook("onsessionopen", "10-ok", OK)
-    hooktree.config(f'log_file = "{hooktree.out}/log"\n')
     r = hooktree.run("check", "--pam-dir", tmp_path / "pam.d")
     assert r.returncode == 1
     [line] = r.stdout.decode().splitlines()

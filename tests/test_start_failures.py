@@ -209,10 +209,11 @@ def test_anything_raised_while_running_a_hook_is_that_hooks_error_record(hooktre
                 raise MemoryError
             return super().run_exec(candidate, timeout, real)
 
-    log = hooktree.out / "log"
+    log = hooktree.root / "hookrunner.log"
     phase = resolve_phase("onsessionopen")
     assert phase is not None
-    status, ran = OutOfMemory(phase, {b"PAM_USER": b"bob"}, Config(), Log(path=str(log), use_syslog=False),
+    status, ran = OutOfMemory(phase, {b"PAM_USER": b"bob"}, Config(),
+                              Log(path=str(log), root=str(hooktree.root), use_syslog=False),
                               root=hooktree.root).run()
     assert status == 1
     assert [(r.candidate.name, r.result.outcome) for r in ran] == [("10-a", "error"), ("20-b", "ok")]

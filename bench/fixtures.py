@@ -33,7 +33,7 @@ with open({out!r}, "a") as f:
     f.write(f"{{os.environ.get('PAM_USER')}} {{os.environ.get('PAM_RHOST')}}\\n")
 """
 
-# Where Debian puts it for this machine's architecture (as pam/pamrig.py finds it).
+# Where Debian puts it for this machine's architecture (as pam/rig_services.py finds it).
 PAM_MATRIX = f"/usr/lib/{sysconfig.get_config_var('MULTIARCH') or 'x86_64-linux-gnu'}/pam_wrapper/pam_matrix.so"
 B4_PHASES = (("auth", "onauth"), ("account", "onaccount"), ("session", "onsessionopen"),
              ("session", "onsessionclose"))

@@ -171,13 +171,21 @@ def cmd_check(ns: argparse.Namespace) -> int:
         for name in raw.get("pass_env", []):
             if forbidden_env(name):
                 problems.append(f"{config.path}: pass_env: {name} is never passed to hooks")
-    if config.log_file is not None:
+    log_file = config.log_file  # where records go besides syslog, if it is usable
+    if log_file is not None:
         from .log import log_file_refused
         from .safety import check_append
 
-        problem = check_append(config.log_file, ns.root)
+        problem = check_append(log_file, ns.root)
         if problem is not None:
-            problems.append(f"{config.path}: {log_file_refused(config.log_file, problem)}")
+            problems.append(f"{config.path}: {log_file_refused(log_file, problem)}")
+        if problem is not None or os.path.realpath(log_file) == "/dev/null":
+            log_file = None
+    from .log import lost_records
+
+    lost = lost_records(ns.root, log_file)
+    if lost is not None:
+        problems.append(lost)
     for phase in PHASES:
         dispatch = new_dispatch(ns, phase, {})
         for name, path, _kind, _action, reason in _checked_candidates(dispatch):

@@ -11,6 +11,7 @@ from .log import escape, fields
 from .record import Record
 from .runner import HookResult, RunAs, inherited_fds, run_exec
 from .safety import UnsafeError, Verified, open_checked
+from .spawnerror import start_failure
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every login pays imports
 if TYPE_CHECKING:
@@ -141,7 +142,10 @@ class Dispatch:
                 result = HookResult("timeout", "not run: the phase deadline passed")
             else:
                 timeout = min(hook_cfg.timeout or self.config.timeout, remaining)
-                result = self.run_one(candidate, timeout)
+                try:
+                    result = self.run_one(candidate, timeout)
+                except Exception as e:  # MemoryError, or a bug of ours: still this hook's record
+                    result = self.internal_error(candidate, e)
             if result.outcome == "refused":  # DESIGN: skipped with a logged reason, not a failure
                 self.log.warning(f"{self.phase.name}.d/{escape(candidate.name)} {result.message} "
                                  f"{self.fields()}")
@@ -164,6 +168,18 @@ class Dispatch:
                     break
         return (1 if failed else 0), ran
 
+    def internal_error(self, candidate: Candidate, e: Exception) -> HookResult:
+        """The hook's failure when running it raised: its record says so, after the traceback
+        (one escaped line); the policy then applies as to any failure."""
+        try:
+            import traceback
+
+            self.log.error(f"{self.phase.name}.d/{escape(candidate.name)}: internal error: "
+                           f"{escape(traceback.format_exc())}")
+        except Exception:  # noqa: S110 - no memory for a traceback: the record still goes out
+            pass
+        return HookResult("error", f"could not be run: internal error: {type(e).__name__}: {e}")
+
     def fields(self) -> str:
         """user=... service=... rhost=...: the same for every record of the phase."""
         if self._fields is None:
@@ -176,6 +192,8 @@ class Dispatch:
                        if candidate.kind != "entrypoint" else None)
         except UnsafeError as e:
             return HookResult("refused", f"refused: {e}")
+        except OSError as e:  # out of descriptors or memory: a failure, never a skipped hook
+            return HookResult("error", f"could not be started: cannot open it: {start_failure(e)}")
         try:
             if candidate.kind == "exec":
                 return self.run_exec(candidate, timeout, checked.real if checked else candidate.path)

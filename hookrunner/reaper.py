@@ -32,14 +32,26 @@ _subreaper: bool | None = None  # None: not tried yet
 
 
 def become_subreaper() -> bool:
-    """Adopt orphaned descendants from now on (once per process; cheap after the first call)."""
+    """Adopt orphaned descendants from now on, and wait for our children ourselves (once per
+    process; cheap after the first call)."""
     global _subreaper
     if _subreaper is None:
+        _wait_for_children()
         try:
             _subreaper = _prctl()(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-        except (OSError, AttributeError):
-            _subreaper = False
+        except (OSError, AttributeError, ImportError, MemoryError):  # no memory to load _ctypes:
+            _subreaper = False  # then orphans go to init, and the hook still runs
     return _subreaper
+
+
+def _wait_for_children() -> None:
+    """SIGCHLD back to its default if the caller left it ignored: an ignored SIGCHLD survives
+    exec, and then the kernel reaps every child at once and waitpid() finds none (ECHILD):
+    no hook's exit status could be known."""
+    import _signal  # type: ignore[import-not-found]  # the C module, loaded at start-up anyway
+
+    if _signal.getsignal(_signal.SIGCHLD) == _signal.SIG_IGN:
+        _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
 
 
 def _prctl() -> Callable[..., int]:

@@ -15,6 +15,7 @@ import time
 
 from . import reaper
 from .record import Record
+from .spawnerror import start_failure  # up front: with no descriptor left, no module could load
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every login pays imports
 if TYPE_CHECKING:
@@ -121,25 +122,21 @@ def run_exec(
     start = time.monotonic()
     reaper.become_subreaper()  # orphans it leaves come to us, not init
     born = reaper.clock()
-    out_r = out_w = err_r = err_w = in_r = in_w = None
-    try:  # out of descriptors (RLIMIT_NOFILE) already for the pipes: this hook's failure
-        out_r, out_w = _pipe()
-        err_r, err_w = _pipe()
-        if stdin is not None:
-            in_r, in_w = _pipe()
+    made: list[int] = []  # every descriptor made for this hook, closed if it cannot start
+    try:
+        out_r, out_w = _pipe(made)
+        err_r, err_w = _pipe(made)
+        in_r, in_w = _pipe(made) if stdin is not None else (None, None)
         spawn = _spawn if runas is None else _spawn_as
         pid = spawn(list(argv), dict(env), in_r, out_w, err_w, runas, inherited)
     except OSError as e:
-        for fd in (out_r, err_r, in_w):
-            if fd is not None:
-                os.close(fd)
-        return HookResult("error", f"could not be started: {e.strerror or e}",
+        for ours in made:
+            os.close(ours)
+        return HookResult("error", f"could not be started: {start_failure(e, argv[0])}",
                           time.monotonic() - start)
-    finally:
-        for fd in (out_w, err_w, in_r):
-            if fd is not None:
-                os.close(fd)
-    assert out_r is not None and err_r is not None
+    for fd in (out_w, err_w, in_r):  # the child's ends
+        if fd is not None:
+            os.close(fd)
     if in_w is not None:
         _feed(in_w, stdin or b"")
         os.close(in_w)
@@ -160,7 +157,10 @@ def run_exec(
         _killpg(pid, SIGKILL)  # what is left of its group
         reaper.kill_leftovers(born)  # and what left the group (setsid, double fork)
         return result("timeout", f"timed out after {timeout:g} s",
-                      sig=-returncode if returncode < 0 else None)
+                      sig=-returncode if returncode is not None and returncode < 0 else None)
+    if returncode is None:
+        return result("error", "ended, but its exit status was lost: something else in this "
+                      "process reaped it (a plugin that waits for any child, or SIGCHLD ignored)")
     if returncode < 0:
         return result("signal", f"killed by signal {-returncode} ({signal_name(-returncode)})",
                       sig=-returncode)
@@ -169,14 +169,17 @@ def run_exec(
     return result("fail", f"exited with status {returncode}", status=returncode)
 
 
-def _pipe() -> tuple[int, int]:
-    """A close-on-exec pipe whose ends are above 2, so that dup2 onto 0-2 never clobbers one."""
+def _pipe(made: list[int]) -> tuple[int, int]:
+    """A close-on-exec pipe whose ends are above 2, so that dup2 onto 0-2 never clobbers one;
+    both ends are added to ``made``."""
     fds = list(os.pipe())
+    made += fds
     for i, fd in enumerate(fds):
         if fd <= 2:
             import fcntl
 
             fds[i] = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+            made[made.index(fd)] = fds[i]
             os.close(fd)
     return fds[0], fds[1]
 
@@ -264,10 +267,11 @@ def _feed(fd: int, data: bytes) -> None:
 
 
 def _wait(pid: int, fds: tuple[int, ...], capture: _Capture, deadline: float,
-          grace: float) -> tuple[bool, int]:
+          grace: float) -> tuple[bool, int | None]:
     """Read output until the process exits (plus a short drain) or the deadline.
 
-    (killed by us, its exit code as Popen gives it: negative for a signal); reaps it.
+    (killed by us, its exit code as Popen gives it: negative for a signal; None if someone
+    else reaped it); reaps it.
     """
     pidfd = _pidfd(pid)
     poller = select.poll()
@@ -281,7 +285,11 @@ def _wait(pid: int, fds: tuple[int, ...], capture: _Capture, deadline: float,
     try:
         while True:
             now = time.monotonic()
-            reaped, status = os.waitpid(pid, os.WNOHANG)
+            try:
+                reaped, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:  # reaped by another thread, or by the kernel (SIGCHLD)
+                _drain(poller, open_fds, capture, now + DRAIN_SECONDS)
+                return killed, None
             if reaped:
                 _drain(poller, open_fds, capture, now + DRAIN_SECONDS)
                 return killed, os.waitstatus_to_exitcode(status)

@@ -31,6 +31,11 @@ class UnsafeError(Exception):
     """Why a file may not be used; str() is the reason shown by list and check."""
 
 
+# Not a verdict on the file but the dispatcher running short: open_checked raises these as
+# OSError (the caller fails the hook) instead of refusing the file (which would skip it).
+RESOURCE_ERRORS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOMEM))
+
+
 def printable(path: str) -> str:
     """A path as one printable line: a file name may hold newlines or terminal escapes, and a
     reason is printed by ``list`` and ``check`` (one problem a line) and logged."""
@@ -130,6 +135,8 @@ def open_checked(path: Path | str, top: Path | str = "/", verified: Verified | N
         real, directories = _resolve(shown, known)
         fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError as e:
+        if e.errno in RESOURCE_ERRORS:
+            raise
         raise UnsafeError(f"cannot open {printable(shown)}: {e.strerror}") from None
     try:
         st = os.fstat(fd)
@@ -139,6 +146,8 @@ def open_checked(path: Path | str, top: Path | str = "/", verified: Verified | N
         _check_directories(directories, top, known)
     except OSError as e:
         os.close(fd)
+        if e.errno in RESOURCE_ERRORS:
+            raise
         raise UnsafeError(f"cannot check {printable(shown)}: {e.strerror}") from None
     except UnsafeError:
         os.close(fd)
@@ -277,6 +286,8 @@ def check_file(path: Path | str, top: Path | str = "/") -> str | None:
         checked = open_checked(path, top)
     except UnsafeError as e:
         return str(e)
+    except OSError as e:  # RESOURCE_ERRORS: not the file's fault, but it cannot be checked now
+        return f"cannot check {printable(os.fspath(path))} now: {e.strerror}"
     os.close(checked.fd)
     return None
 

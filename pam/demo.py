@@ -4,8 +4,11 @@ authenticate, acct_mgmt, open_session, close_session for a made-up user from a m
 host, driven by ``pamtester`` under pam_wrapper (libpam reads the service from a temporary
 directory), over a root-owned copy of the repository's ``hooks.d/`` laid out for ``--root``.
 Nothing in /etc is read for the stack or written; the temporary tree is removed at the end
-(``--keep`` leaves it for a look); nothing is left running. Exit status: 0 when the whole
-transaction succeeded, 1 when PAM refused, 2 when the demo cannot run here.
+(``--keep`` leaves it for a look); nothing is left running. The transaction has a /dev/log
+of its own (a mount namespace, pam/rig_syslog.py): what the hooks and the dispatcher log is
+shown, and this machine's syslog is neither needed nor read. Exit status: 0 when the whole
+transaction succeeded, 1 when PAM refused, 2 when the demo cannot run here or did not finish
+in time (said in one line).
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"list {RHOST} in the deny list and make the auth line `required`:"
                              " onauth.d/10-deny-hosts then refuses the login")
     parser.add_argument("--keep", action="store_true", help="keep the temporary tree")
+    parser.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                        help="give up on the transaction after this long (default 60)")
     ns = parser.parse_args(argv)
     problem = _cannot_run()
     if problem:
@@ -48,7 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     base = Path(tempfile.mkdtemp(prefix="hookrunner-demo-"))
     try:
-        return demo(base, ns.hooks, deny=ns.deny)
+        return demo(base, ns.hooks, deny=ns.deny, timeout=ns.timeout)
+    except pamrig.RigTimeout as e:  # one sentence, not a traceback
+        print(f"\ndemo: {e}: a hook, the dispatcher or a PAM module hung", file=sys.stderr)
+        return 2
     finally:
         if ns.keep:
             print(f"\n(kept {base})")
@@ -68,7 +76,7 @@ def _cannot_run() -> str | None:
     return None
 
 
-def demo(base: Path, hooks: Path, *, deny: bool = False) -> int:
+def demo(base: Path, hooks: Path, *, deny: bool = False, timeout: float = 60.0) -> int:
     root = pamrig.make_root(base)
     log_file = root / "hookrunner.log"  # below --root: log_file obeys the hook-file rules
     source = install_hooks(hooks, root, base / "recorded.jsonl", log_file)
@@ -93,12 +101,13 @@ def demo(base: Path, hooks: Path, *, deny: bool = False) -> int:
         print(f"    {_short(line, root)}")
 
     with contextlib.ExitStack() as stack:
-        try:
+        try:  # the transaction's own /dev/log: this machine's syslog is neither used nor read
             sink: pamrig.SyslogSink | None = stack.enter_context(pamrig.SyslogSink())
         except pamrig.SyslogUnavailable:
-            sink = None  # a syslog daemon has /dev/log: the hooks' own messages go there
+            sink = None  # no mount namespace here: the hooks log to this machine's syslog
         outcome = pamrig.pamtester(service_dir, SERVICE, USER, tuple(OPS.values()),
-                                   passwords=[PASSWORD], rhost=RHOST, tty=TTY, ruser=USER)
+                                   passwords=[PASSWORD], rhost=RHOST, tty=TTY, ruser=USER,
+                                   syslog=sink, timeout=timeout)
         datagrams = sink.messages() if sink is not None else []
 
     print("\n== what the login program and the user saw (pamtester) ==")
@@ -106,7 +115,7 @@ def demo(base: Path, hooks: Path, *, deny: bool = False) -> int:
         print(f"  {line}")
 
     if sink is not None:
-        events, where = _syslog_by_phase(datagrams), "syslog, caught on a temporary /dev/log"
+        events, where = _syslog_by_phase(datagrams), "syslog, on the transaction's own /dev/log"
     else:
         events, where = _log_by_phase(log_file), f"the dispatcher's log file {log_file}"
     print(f"\n== phase by phase: the hooks (hookrunner list), then what was logged ({where}) ==")

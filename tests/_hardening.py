@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from hooktree import HookTree
+from hooktree import HookTree, syslog_daemon
 
 
 class Tree(HookTree):
@@ -52,7 +52,9 @@ def tree() -> Iterator[Tree]:
     base = Path(tempfile.mkdtemp(prefix="hookrunner-hard-", dir="/tmp"))
     try:
         base.chmod(0o755)
-        yield Tree(base)
+        t = Tree(base)
+        with syslog_daemon(t.root):  # a machine with syslog, as check --root sees it
+            yield t
     finally:
         os.umask(old)
         shutil.rmtree(base, ignore_errors=True)

@@ -12,10 +12,12 @@ Also: ``environ`` (a /proc environ dump read back) and ``status_and_peak_rss`` (
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,6 +73,20 @@ def status_and_peak_rss(argv: Sequence[str], *, env: Env, timeout: float, cwd: s
                          stdin=stdin, capture_output=True, timeout=timeout, check=True)
     status, rss = map(int, out.stdout.split())
     return status, rss
+
+
+@contextlib.contextmanager
+def syslog_daemon(root: Path) -> Iterator[socket.socket]:
+    """A datagram socket bound at ``root/dev/log`` for the block: the syslog daemon of a
+    normal machine, as ``check --root`` sees it (``check`` only connects; ``run`` logs to the
+    real /dev/log). Not read: nothing is sent to it."""
+    (root / "dev").mkdir(mode=0o755, exist_ok=True)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as daemon:
+        daemon.bind(str(root / "dev/log"))
+        try:
+            yield daemon
+        finally:
+            (root / "dev/log").unlink(missing_ok=True)
 
 
 class HookTree:

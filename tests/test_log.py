@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
-import socket
 import stat
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -234,36 +231,10 @@ def test_the_log_descriptor_never_reaches_a_hook(t: Tree) -> None:
 
 @contextlib.contextmanager
 def private_syslog(base: Path) -> Iterator[tuple[list[str], object]]:
-    """(argv prefix, messages()): where the dispatcher's syslog(3) records can be read.
-
-    With a /dev/log on this machine, ours is bind-mounted over it in a private mount
-    namespace (``unshare -m``), so nothing else is touched; without one, pamrig's sink
-    listens on /dev/log itself (as the e2e tests do)."""
-    if not os.path.lexists("/dev/log"):
-        try:
-            with pamrig.SyslogSink() as sink:
-                yield [], sink.messages
-        except pamrig.SyslogUnavailable as e:
-            pytest.skip(f"cannot capture syslog: {e}")
-        return
-    path = base / "devlog"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(path))
-    received: list[bytes] = []
-    stop = threading.Event()
-
-    def read() -> None:  # all the time, as a daemon would: a full queue blocks the sender
-        while not stop.is_set():
-            if select.select([sock], [], [], 0.05)[0]:
-                received.append(sock.recv(65536))
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    prefix = ["unshare", "-m", "--propagation", "private", "sh", "-c",
-              f'mount --bind {path} /dev/log && exec "$@"', "sh"]
+    """(argv prefix, messages()): where the dispatcher's syslog(3) records can be read: pamrig's
+    sink, the /dev/log of a private mount namespace (nothing else on this machine touched)."""
     try:
-        yield prefix, lambda: list(received)
-    finally:
-        stop.set()
-        reader.join()
-        sock.close()
+        with pamrig.SyslogSink() as sink:
+            yield pamrig.dev_log_argv(sink.path, []), sink.messages
+    except pamrig.SyslogUnavailable as e:
+        pytest.skip(f"cannot capture syslog: {e}")

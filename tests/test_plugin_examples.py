@@ -4,7 +4,6 @@ venv with pip (entry point ``50-example``), and ``hooks.d/onaccount.d/40-hours.p
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -251,15 +250,20 @@ def test_entry_points_txt_replaced_in_place_is_seen_by_the_next_run(
 HOURS = REPO / "hooks.d/onaccount.d/40-hours.py"
 
 
+def load_hours() -> ModuleType:
+    """The plugin's module, compiled from its source as the dispatcher does: importlib's loader
+    would write ``__pycache__/`` into hooks.d/ (a non-hook entry there) unless bytecode is off."""
+    sys.path.insert(0, str(REPO))
+    module = ModuleType("hookrunner_hours")
+    module.__file__ = str(HOURS)
+    exec(compile(HOURS.read_bytes(), str(HOURS), "exec", dont_inherit=True), module.__dict__)
+    return module
+
+
 @pytest.fixture(scope="module")
 def hours() -> ModuleType:
     """The plugin's module, for its pure functions (the hook itself runs in the dispatcher)."""
-    sys.path.insert(0, str(REPO))
-    spec = importlib.util.spec_from_file_location("hookrunner_hours", HOURS)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_hours()
 
 
 @pytest.mark.parametrize("line,weekday,minute,allowed", [

@@ -31,3 +31,12 @@ def user() -> Iterator[rig.User]:
     with rig.temp_user(password=f"pä ss:wörd $(id) 'x\" {secrets.token_hex(8)}") as u:
         yield u
 
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_pam_wrapper_leftovers() -> Iterator[None]:
+    """pam_wrapper leaves /tmp/pam.X behind in a process that execs or is killed (plain su's
+    shell, a pamtester past its timeout): the rig removes them after each of its runs, and
+    this after the session, for the tests that start pamtester themselves."""
+    yield
+    rig.sweep_pam_wrapper_dirs()

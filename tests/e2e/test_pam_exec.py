@@ -198,7 +198,8 @@ def test_password_goes_only_to_the_opted_in_hook(tree: Tree, user: rig.User) -> 
 
 def test_password_never_reaches_syslog(tree: Tree, user: rig.User, syslog: SyslogSink) -> None:
     password_tree(tree)
-    out = rig.pamtester(unix_wrapper_service(tree), SERVICE, user.name, passwords=[user.password])
+    out = rig.pamtester(unix_wrapper_service(tree), SERVICE, user.name, passwords=[user.password],
+                        syslog=syslog)
     assert out.returncode == 0, out
     messages = syslog.messages()
     assert any(b"hookrunner" in m and b"20-wants-password" in m for m in messages), messages

@@ -133,6 +133,10 @@ def open_checked(path: Path | str, top: Path | str = "/", verified: Verified | N
     top = verified.top_real if verified is not None else os.path.realpath(top)
     try:
         real, directories = _resolve(shown, known)
+        # Never open what is not a plain file (a tape rewinds, a FIFO wakes its writer): look
+        # first; the fstat below judges what was actually opened.
+        if not stat.S_ISREG(os.lstat(real).st_mode):
+            raise UnsafeError(f"{printable(real)} is not a regular file")
         fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError as e:
         if e.errno in RESOURCE_ERRORS:

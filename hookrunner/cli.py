@@ -24,7 +24,9 @@ from .quick import EXIT_EMPTY, RunArgs, run_args
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every login pays imports
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Sequence
+    from collections.abc import Callable, Mapping, Sequence
+
+    from .phases import Phase
 
 AUTHTOK_MAX = 512  # PAM_MAX_RESP_SIZE
 AUTHTOK_WAIT = 2.0  # seconds to wait for pam_exec's expose_authtok pipe
@@ -32,7 +34,7 @@ AUTHTOK_WAIT = 2.0  # seconds to wait for pam_exec's expose_authtok pipe
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    status = _guarded(args)
+    status = guarded(lambda: _main(args))
     plugins = sys.modules.get("hookrunner.plugins")
     if plugins is not None and plugins.abandoned_threads():
         # A plugin ran past its timeout and still spins: leave without waiting for it.
@@ -43,9 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
 
 
-def _guarded(args: list[str]) -> int:
+def guarded(command: Callable[[], int]) -> int:
+    """Run ``command``; every error becomes its exit status and one clear line."""
     try:
-        return _main(args)
+        return command()
     except UsageError as e:
         print(f"hookrunner: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -98,14 +101,24 @@ def cmd_run(ns: argparse.Namespace) -> int:
     pam_type = items.get(b"PAM_TYPE")
     phase = need_phase(ns.phase if ns.phase is not None
                        else None if pam_type is None else os.fsdecode(pam_type))
+    return run_phase(ns, phase, items, lambda: read_authtok(0), spoofed=spoofed)
+
+
+def run_phase(ns: argparse.Namespace, phase: Phase, items: dict[bytes, bytes],
+              authtok: Callable[[], bytes | None], *,
+              caller_env: Mapping[bytes, bytes] | None = None,
+              spoofed: Sequence[bytes] = ()) -> int:
+    """``run``'s work, shared with ``serve``'s per-request child (request.py): the PAM
+    ``items`` and the caller's environment (``pass_env``) as given, the password fetched
+    only if a hook of the phase asked for it."""
     items[b"PAM_TYPE"] = phase.pam_type.encode()
-    dispatch = new_dispatch(ns, phase, items, msg_fd=ns.msg_fd)
+    dispatch = new_dispatch(ns, phase, items, msg_fd=ns.msg_fd, caller_env=caller_env)
     for name in spoofed:
         dispatch.log.warning(f"{phase.name}: {name.decode()} is also set in the PAM environment "
                              f"(pam_env?), not by PAM: ignored, a spoofing attempt? "
                              f"{dispatch.fields()}")
     if phase.authtok and any(h.authtok for h in dispatch.config.hooks.values()):
-        dispatch.authtok = read_authtok(0)
+        dispatch.authtok = authtok()
     _kill_hooks_on_sigterm()
     status, _ = dispatch.run(keep=False)
     if ns.ignore_empty and not dispatch.ran:

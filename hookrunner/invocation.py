@@ -18,6 +18,7 @@ from .phases import Phase, phase_words, resolve_phase
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every login pays imports
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Mapping
 
     from .dispatch import Dispatch
     from .log import Log
@@ -70,10 +71,14 @@ def _entry_points(root: str) -> object:
 
 
 def new_dispatch(ns: argparse.Namespace, phase: Phase, items: dict[bytes, bytes],
-                 authtok: bytes | None = None, msg_fd: int | None = None) -> Dispatch:
+                 authtok: bytes | None = None, msg_fd: int | None = None,
+                 caller_env: Mapping[bytes, bytes] | None = None) -> Dispatch:
+    """``caller_env``: where ``pass_env`` names are taken from (default our environment;
+    ``serve`` gives what ``run`` would have had)."""
     from .dispatch import Dispatch, Messages
 
     config = read_config(ns)
     return Dispatch(phase, items, config, _log(ns, config), root=ns.root,
-                    caller_env=os.environb, authtok=authtok, messages=Messages(msg_fd),
+                    caller_env=os.environb if caller_env is None else caller_env,
+                    authtok=authtok, messages=Messages(msg_fd),
                     entry_points=_entry_points(ns.root))  # type: ignore[arg-type]

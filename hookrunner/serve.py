@@ -317,6 +317,10 @@ class Daemon:
                 continue
 
 
+class _Gone(Exception):
+    pass
+
+
 class Request:
     """One connection, in the child: the handshake of wire.py, then the phase."""
 
@@ -333,6 +337,8 @@ class Request:
             data, fds = self.receive()
             request = wire.parse(data)
             msg_fd = self.message_pipe(fds)
+        except _Gone:
+            return
         except wire.BadRequest as e:
             for fd in fds:
                 os.close(fd)
@@ -375,6 +381,8 @@ class Request:
                     fds += struct.unpack(f"{len(payload) // 4}i", payload[: len(payload) // 4 * 4])
             if flags & socket.MSG_CTRUNC:
                 raise wire.BadRequest("too many descriptors")
+            if not chunk and not data:
+                raise _Gone  # connected and left (a probe): nothing to say
             if not chunk:
                 raise wire.BadRequest("connection closed in the middle of the request")
             data += chunk

@@ -56,10 +56,14 @@ def serve(ns: argparse.Namespace) -> int:
     os.umask(0o022)
     where = escape(owned[0]) if owned else "the socket from systemd"
     log.info(f"serve: listening on {where} (pid {os.getpid()})")
+    import tempfile
+
+    warm = tempfile.mkdtemp(prefix="hookrunner-serve-")  # empty: see Daemon._warm_up
     try:
-        return Daemon(listener, ns, log).loop()
+        return Daemon(listener, ns, log, warm).loop()
     finally:
         listener.close()
+        os.rmdir(warm)
         if owned is not None:
             _unlink_if_ours(*owned)
 
@@ -192,8 +196,10 @@ class Daemon:
     """Keeps ``SPARES`` children forked ahead, each waiting to accept one connection; the
     daemon itself never accepts one. Its only state: the children's PIDs, to reap them."""
 
-    def __init__(self, listener: socket.socket, ns: argparse.Namespace, log: Log) -> None:
+    def __init__(self, listener: socket.socket, ns: argparse.Namespace, log: Log,
+                 warm: str) -> None:
         self.listener = listener
+        self.warm = warm
         self.ns = ns
         self.log = log
         self.children: set[int] = set()  # every child: spares and busy ones
@@ -203,14 +209,14 @@ class Daemon:
         self.pid = os.getpid()
 
     def loop(self) -> int:
-        self.wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # signals wake poll up
+        self.wakeup = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # signals wake poll up
         self.taken = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # a spare's PID: it took one
-        signal.set_wakeup_fd(self.wake[1])
+        signal.set_wakeup_fd(self.wakeup[1])
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._stop)
         poller = select.poll()
-        for fd in (self.wake[0], self.taken[0]):
+        for fd in (self.wakeup[0], self.taken[0]):
             poller.register(fd, select.POLLIN)
         try:
             while not self.stopping:
@@ -227,7 +233,7 @@ class Daemon:
                     poller.poll(None if timeout is None else max(1, int(timeout * 1000)))
                 except InterruptedError:
                     pass
-                while _read_some(self.wake[0]):
+                while _read_some(self.wakeup[0]):
                     pass
                 self._taken()
         finally:
@@ -280,7 +286,7 @@ class Daemon:
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        for fd in (*self.wake, self.taken[0]):
+        for fd in (*self.wakeup, self.taken[0]):
             os.close(fd)
         os.setsid()  # the daemon's terminal or group signals are not this login's
         from . import reaper
@@ -290,6 +296,7 @@ class Daemon:
         reaper.set_parent_death_signal(signal.SIGKILL)  # a spare dies with the daemon
         if os.getppid() != self.pid:
             return
+        self._warm_up()
         conn = self._accept()
         reaper.set_parent_death_signal(0)  # a request in progress outlives the daemon
         os.write(self.taken[1], struct.pack("i", os.getpid()))
@@ -304,6 +311,20 @@ class Daemon:
                 _send_quietly(conn, wire.REFUSED + b"only root may connect\n")
                 return
             Request(conn, self.ns, self.log).serve()
+
+    def _warm_up(self) -> None:
+        """Before accepting: every phase over the daemon's own empty directory, so that this
+        child has taken the copy-on-write faults of the code a request runs (~1 ms) before
+        a login waits for it. Nothing is found, run or logged; no request is involved."""
+        from . import entrypoints
+        from .config import Config
+        from .dispatch import Dispatch
+        from .phases import PHASES
+
+        entrypoints.cached(self.warm)
+        for phase in PHASES:
+            Dispatch(phase, {b"PAM_USER": b"-"}, Config(), Log(use_syslog=False), root=self.warm,
+                     entry_points=list).run(keep=False)
 
     def _accept(self) -> socket.socket:
         """One connection; the listener is non-blocking (shared with the daemon and the

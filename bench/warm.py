@@ -98,11 +98,14 @@ class Daemon:
             times["empty, exec"] += self.loop(empty, False, calls)
             for label, tree in trees.items():
                 times[label] += self.loop(tree, True, calls if "plugin" in label else calls // 3)
-        total = 1000 if self.quick else 10000
+        total = 400 if self.quick else 10000
         self.loop(empty, True, 10)
         rss_10 = self.rss_kib()
-        for _ in range((total - 10) // 990):
-            self.loop(empty, True, 990)
+        done = 10
+        while done < total:
+            calls = min(1000, total - done)
+            self.loop(empty, True, calls)
+            done += calls
         rss_n = self.rss_kib()
         return {"times": times, "rss": (rss_10, rss_n, total)}
 

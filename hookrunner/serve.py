@@ -1,4 +1,5 @@
-"""``hookrunner serve``: the warm dispatcher, one forked child per PAM call.
+"""``hookrunner serve``: the warm dispatcher, one forked child per PAM call (this module: the
+command, its socket and what is imported once; daemon.py: the loop; request.py: a request).
 
 The daemon imports what a phase needs once (pluggy, hookrunner's modules), listens on a UNIX
 stream socket (``/run/hookrunner/dispatch.sock``, 0600, in a root-owned 0755 directory; or
@@ -12,32 +13,20 @@ wire.py and runs the phase with ``cli.run_phase``, exactly as ``hookrunner run``
 from __future__ import annotations
 
 import os
-import select
-import signal
 import socket
 import stat
-import struct
 import sys
-import time
 
-from . import wire
-from .cli import guarded, run_phase
 from .config import ConfigError
-from .invocation import EXIT_CONFIG, UsageError
+from .invocation import UsageError
 from .log import Log, escape
-from .quick import RunArgs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    from typing import NoReturn
 
 DEFAULT_SOCKET = "/run/hookrunner/dispatch.sock"
-MAX_CHILDREN = 256  # requests served at once; beyond, connections wait (the module falls back)
-SPARES = 2  # children forked ahead, waiting to accept: no fork on a login's path
 BACKLOG = 512
-SAFE_PATH = b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # the module's
-SIGIO = 29  # Linux
 
 
 def serve(ns: argparse.Namespace) -> int:
@@ -60,6 +49,8 @@ def serve(ns: argparse.Namespace) -> int:
 
     warm = tempfile.mkdtemp(prefix="hookrunner-serve-")  # empty: see Daemon._warm_up
     try:
+        from .daemon import Daemon
+
         return Daemon(listener, ns, log, warm).loop()
     finally:
         listener.close()
@@ -190,298 +181,3 @@ def _preload() -> None:
 
     gc.collect()
     gc.freeze()  # what is imported stays put: children do not copy it by collecting
-
-
-class Daemon:
-    """Keeps ``SPARES`` children forked ahead, each waiting to accept one connection; the
-    daemon itself never accepts one. Its only state: the children's PIDs, to reap them."""
-
-    def __init__(self, listener: socket.socket, ns: argparse.Namespace, log: Log,
-                 warm: str) -> None:
-        self.listener = listener
-        self.warm = warm
-        self.ns = ns
-        self.log = log
-        self.children: set[int] = set()  # every child: spares and busy ones
-        self.spares: set[int] = set()
-        self.stopping = False
-        self.last = time.monotonic()
-        self.pid = os.getpid()
-
-    def loop(self) -> int:
-        self.wakeup = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # signals wake poll up
-        self.taken = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # a spare's PID: it took one
-        signal.set_wakeup_fd(self.wakeup[1])
-        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, self._stop)
-        poller = select.poll()
-        for fd in (self.wakeup[0], self.taken[0]):
-            poller.register(fd, select.POLLIN)
-        try:
-            while not self.stopping:
-                self._reap()
-                while len(self.spares) < SPARES and len(self.children) < MAX_CHILDREN + SPARES:
-                    self._fork_spare()
-                timeout = None
-                if self.ns.idle_exit is not None and self.children == self.spares:
-                    timeout = self.ns.idle_exit - (time.monotonic() - self.last)
-                    if timeout <= 0:
-                        self.log.info(f"serve: idle for {self.ns.idle_exit:g} s, exiting")
-                        break
-                try:
-                    poller.poll(None if timeout is None else max(1, int(timeout * 1000)))
-                except InterruptedError:
-                    pass
-                while _read_some(self.wakeup[0]):
-                    pass
-                self._taken()
-        finally:
-            for pid in self.spares:  # idle, waiting in poll: nothing of a login is lost
-                _kill(pid)
-        return 0
-
-    def _stop(self, signum: int, frame: object) -> None:
-        self.stopping = True
-
-    def _reap(self) -> None:
-        for pid in list(self.children):
-            try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                done = pid
-            if done:
-                self.children.discard(pid)
-                self.spares.discard(pid)
-
-    def _taken(self) -> None:
-        try:
-            data = os.read(self.taken[0], 4096)
-        except BlockingIOError:
-            return
-        for (pid,) in struct.iter_unpack("i", data[: len(data) // 4 * 4]):
-            self.spares.discard(pid)
-            self.last = time.monotonic()
-
-    def _fork_spare(self) -> None:
-        pid = os.fork()
-        if pid == 0:
-            self._spare()
-        self.children.add(pid)
-        self.spares.add(pid)
-
-    def _spare(self) -> NoReturn:
-        status = 0
-        try:
-            self._serve_one()
-        except BaseException as e:  # never back into the daemon's loop
-            status = EXIT_CONFIG
-            self.log.error(f"serve: internal error: {type(e).__name__}: {e}")
-        finally:
-            os._exit(status)
-
-    def _serve_one(self) -> None:
-        """A child: everything that does not depend on a request is done before accepting."""
-        signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        for fd in (*self.wakeup, self.taken[0]):
-            os.close(fd)
-        os.setsid()  # the daemon's terminal or group signals are not this login's
-        from . import reaper
-
-        reaper._subreaper = None  # prctl's flag is not inherited by fork: set it again
-        reaper.become_subreaper()
-        reaper.set_parent_death_signal(signal.SIGKILL)  # a spare dies with the daemon
-        if os.getppid() != self.pid:
-            return
-        self._warm_up()
-        conn = self._accept()
-        reaper.set_parent_death_signal(0)  # a request in progress outlives the daemon
-        os.write(self.taken[1], struct.pack("i", os.getpid()))
-        os.close(self.taken[1])
-        self.listener.close()
-        with conn:
-            pid, uid, _gid = struct.unpack(
-                "3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
-            if uid != 0:
-                self.log.warning(f"serve: refused a connection from pid {pid} uid {uid}: "
-                                 "only root may ask")
-                _send_quietly(conn, wire.REFUSED + b"only root may connect\n")
-                return
-            Request(conn, self.ns, self.log).serve()
-
-    def _warm_up(self) -> None:
-        """Before accepting: every phase over the daemon's own empty directory, so that this
-        child has taken the copy-on-write faults of the code a request runs (~1 ms) before
-        a login waits for it. Nothing is found, run or logged; no request is involved."""
-        from . import entrypoints
-        from .config import Config
-        from .dispatch import Dispatch
-        from .phases import PHASES
-
-        entrypoints.cached(self.warm)
-        for phase in PHASES:
-            Dispatch(phase, {b"PAM_USER": b"-"}, Config(), Log(use_syslog=False), root=self.warm,
-                     entry_points=list).run(keep=False)
-
-    def _accept(self) -> socket.socket:
-        """One connection; the listener is non-blocking (shared with the daemon and the
-        other spares): wait for one, and try again if another spare took it."""
-        while True:
-            select.select([self.listener], [], [])
-            try:
-                conn, _ = self.listener.accept()
-                return conn
-            except (BlockingIOError, InterruptedError):
-                continue
-
-
-class _Gone(Exception):
-    pass
-
-
-class Request:
-    """One connection, in the child: the handshake of wire.py, then the phase."""
-
-    def __init__(self, conn: socket.socket, ns: argparse.Namespace, log: Log) -> None:
-        self.conn = conn
-        self.ns = ns
-        self.log = log
-
-    def serve(self) -> None:
-        conn = self.conn
-        conn.setblocking(True)
-        fds: list[int] = []
-        try:
-            data, fds = self.receive()
-            request = wire.parse(data)
-            msg_fd = self.message_pipe(fds)
-        except _Gone:
-            return
-        except wire.BadRequest as e:
-            for fd in fds:
-                os.close(fd)
-            self.log.warning(f"serve: refused a request: {e}")
-            _send_quietly(conn, wire.REFUSED + str(e).encode("ascii", "replace") + b"\n")
-            return
-        try:
-            conn.sendall(wire.READY)
-            conn.settimeout(wire.GO_SECONDS)
-            go = conn.recv(1)
-            if go != wire.GO:
-                return  # the module gave up (and ran the phase itself) or spoke nonsense
-            conn.settimeout(None)
-            conn.sendall(wire.STARTED)  # EPIPE if the module has gone: then nothing runs
-        except OSError:
-            return
-        _hangup_terminates(conn)
-        status = guarded(lambda: self.run(request, msg_fd))
-        _send_quietly(conn, bytes([status & 0xFF]))
-
-    def receive(self) -> tuple[bytes, list[int]]:
-        """The request's bytes and the descriptors that came with it, within the bounds."""
-        deadline = time.monotonic() + wire.REQUEST_SECONDS
-        data, fds = b"", list[int]()
-        space = socket.CMSG_SPACE(4 * 4)
-        while not wire.complete(data):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise wire.BadRequest(f"request incomplete after {wire.REQUEST_SECONDS:g} s")
-            self.conn.settimeout(left)
-            try:
-                chunk, ancillary, flags, _ = self.conn.recvmsg(
-                    wire.MAX_REQUEST + 1 - len(data), space, socket.MSG_CMSG_CLOEXEC)
-            except TimeoutError:
-                continue
-            except OSError as e:
-                raise wire.BadRequest(f"receiving: {e.strerror}") from None
-            for level, kind, payload in ancillary:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    fds += struct.unpack(f"{len(payload) // 4}i", payload[: len(payload) // 4 * 4])
-            if flags & socket.MSG_CTRUNC:
-                raise wire.BadRequest("too many descriptors")
-            if not chunk and not data:
-                raise _Gone  # connected and left (a probe): nothing to say
-            if not chunk:
-                raise wire.BadRequest("connection closed in the middle of the request")
-            data += chunk
-            if len(data) > wire.MAX_REQUEST:
-                raise wire.BadRequest(f"request longer than {wire.MAX_REQUEST} bytes")
-        return data, fds
-
-    @staticmethod
-    def message_pipe(fds: list[int]) -> int:
-        """The one descriptor a request carries: the write end of the module's message pipe."""
-        import fcntl
-
-        if len(fds) != 1:
-            raise wire.BadRequest(f"expected one descriptor (the message pipe), got {len(fds)}")
-        fd = fds[0]
-        if not stat.S_ISFIFO(os.fstat(fd).st_mode) or \
-                fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE != os.O_WRONLY:
-            raise wire.BadRequest("the descriptor is not the write end of a pipe")
-        return fd
-
-    def run(self, request: wire.Request, msg_fd: int) -> int:
-        ns = RunArgs()
-        ns.phase = request.phase.name
-        if request.root is not None or request.config is not None:
-            ns.root = os.path.abspath(request.root or "/")
-            ns.config = request.config
-        else:  # the daemon's own --root/--config apply to requests that name neither
-            ns.root, ns.config = self.ns.root, self.ns.config
-        ns.msg_fd = msg_fd
-        ns.ignore_empty = True
-        ns.verbose = self.ns.verbose
-        items = dict(request.items)
-        # What `run` sees in os.environ when pam_hookrunner.so starts it: the items, PAM_TYPE,
-        # the fixed PATH, and LC_CTYPE from the interpreter's C-locale coercion (PEP 538).
-        caller = {**items, b"PAM_TYPE": request.phase.pam_type.encode(), b"PATH": SAFE_PATH,
-                  b"LC_CTYPE": b"C.UTF-8"}
-        return run_phase(ns, request.phase, items, lambda: request.authtok,  # type: ignore[arg-type]
-                         caller_env=caller)
-
-
-def _hangup_terminates(conn: socket.socket) -> None:
-    """If the module hangs up (its timeout), SIGTERM ourselves: ``run``'s handler then kills
-    the running hook and what it left, as when pam_hookrunner.so times out an exec'd ``run``."""
-    import fcntl
-
-    def on_io(signum: int, frame: object) -> None:
-        try:
-            data = conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    signal.signal(SIGIO, on_io)
-    fd = conn.fileno()
-    fcntl.fcntl(fd, fcntl.F_SETOWN, os.getpid())
-    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_ASYNC)
-    on_io(SIGIO, None)  # it may have hung up before we listened
-
-
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def _send_quietly(conn: socket.socket, data: bytes) -> None:
-    try:
-        conn.send(data, socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
-    except OSError:
-        pass
-
-
-def _read_some(fd: int) -> bool:
-    try:
-        return bool(os.read(fd, 512))
-    except OSError:
-        return False

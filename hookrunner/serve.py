@@ -34,8 +34,7 @@ def serve(ns: argparse.Namespace) -> int:
         raise UsageError("serve: must run as root (it runs hooks as root, for root peers only)")
     if ns.idle_exit is not None and ns.idle_exit <= 0:
         raise UsageError("serve: --idle-exit must be a positive number of seconds")
-    _become_root()
-    _preload()
+    _preload()  # (cli._main made every uid and gid 0 first, privileges.become_root)
     log = Log(stderr=sys.stderr)
     listener = _from_systemd()
     owned = None
@@ -57,13 +56,6 @@ def serve(ns: argparse.Namespace) -> int:
         os.rmdir(warm)
         if owned is not None:
             _unlink_if_ours(*owned)
-
-
-def _become_root() -> None:
-    """Real, effective and saved uid and gid 0 and root's groups, as ``run`` does."""
-    os.setresgid(0, 0, 0)
-    os.setgroups([0])
-    os.setresuid(0, 0, 0)
 
 
 def _from_systemd() -> socket.socket | None:

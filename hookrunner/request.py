@@ -62,8 +62,10 @@ class Request:
             conn.sendall(wire.STARTED)  # EPIPE if the module has gone: then nothing runs
         except OSError:
             return
-        _hangup_terminates(conn)
+        _hangup_terminates(conn, True)
         status = guarded(lambda: self.run(request, msg_fd))
+        # Done: what a hook that exited in time left running is left alone, as after `run`.
+        _hangup_terminates(conn, False)
         send_quietly(conn, bytes([status & 0xFF]))
 
     def receive(self) -> tuple[bytes, list[int]]:
@@ -130,10 +132,18 @@ class Request:
                          caller_env=caller)
 
 
-def _hangup_terminates(conn: socket.socket) -> None:
-    """If the module hangs up (its timeout), SIGTERM ourselves: ``run``'s handler then kills
-    the running hook and what it left, as when pam_hookrunner.so times out an exec'd ``run``."""
+def _hangup_terminates(conn: socket.socket, on: bool) -> None:
+    """While the phase runs (``on``): if the module hangs up (its timeout), SIGTERM ourselves:
+    ``run``'s handler then kills the running hook and what it left, as when pam_hookrunner.so
+    times out an exec'd ``run``. Off again once the phase is over."""
     import fcntl
+
+    fd = conn.fileno()
+    if not on:
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_ASYNC)
+        signal.signal(SIGIO, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        return
 
     def on_io(signum: int, frame: object) -> None:
         try:
@@ -146,7 +156,6 @@ def _hangup_terminates(conn: socket.socket) -> None:
             os.kill(os.getpid(), signal.SIGTERM)
 
     signal.signal(SIGIO, on_io)
-    fd = conn.fileno()
     fcntl.fcntl(fd, fcntl.F_SETOWN, os.getpid())
     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_ASYNC)
     on_io(SIGIO, None)  # it may have hung up before we listened

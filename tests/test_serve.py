@@ -276,6 +276,23 @@ def test_a_client_hanging_up_after_start_kills_the_running_hook(hooktree: HookTr
 
 
 @ROOT_ONLY
+def test_what_a_hook_that_exited_in_time_left_running_is_left_alone(hooktree: HookTree) -> None:
+    """As after ``run``: only a timeout (or the module hanging up mid-phase) kills leftovers."""
+    pidfile = hooktree.out / "pid"
+    hooktree.hook("onsessionopen", "10-daemonize", "#!/bin/sh\nsetsid sleep 300 </dev/null "
+                  f">/dev/null 2>&1 &\necho $! > {pidfile}\n")
+    with served() as daemon:
+        assert ask(daemon.socket, "onsessionopen", root=hooktree.root).status == 0
+        assert wait_for(lambda: len(daemon.children()) == 2)  # the request's child is gone
+        pid = int(pidfile.read_text())
+        try:
+            assert Path(f"/proc/{pid}").exists()
+            assert "sleep" in Path(f"/proc/{pid}/cmdline").read_text()
+        finally:
+            os.kill(pid, signal.SIGKILL)
+
+
+@ROOT_ONLY
 def test_a_client_that_is_not_root_is_refused(hooktree: HookTree) -> None:
     hooktree.hook("onsessionopen", "10-a", hooktree.order_script("a"))
     probe = ("import socket, sys\ns = socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\n"

@@ -194,8 +194,10 @@ def test_the_socket_path_really_is_taken_and_a_killed_daemon_falls_back(tree: Tr
 def test_daemon_stopped_before_accepting_login_falls_back_once(tree: Tree, daemon: Daemon) -> None:
     where_tree(tree)
     svc = service(tree, [line("session", tree, "socket", daemon.socket)])
-    stopped = [daemon.pid, *daemon.children()]  # the daemon and the spares waiting to accept
-    for pid in stopped:
+    assert wait_for(lambda: len(daemon.children()) == 2)  # both spares forked
+    os.kill(daemon.pid, signal.SIGSTOP)  # first: it forks no other spare meanwhile
+    stopped = [daemon.pid, *daemon.children()]  # and the spares waiting to accept
+    for pid in stopped[1:]:
         os.kill(pid, signal.SIGSTOP)
     try:
         out = pamtester(svc, "open_session")

@@ -552,9 +552,9 @@ static int socket_is_safe(pam_handle_t *pamh, const struct options *o)
 	    root_only(pamh, o->socket, "/", &st) != 0)
 		goto out;
 	for (name = path + 1; (next = strchr(name, '/')) != NULL; name = next + 1) {
+		if (next == name)
+			continue; /* "//" */
 		*next = '\0';
-		if (*name == '\0')
-			continue;
 		sub = openat(dir, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (sub < 0) {
 			if (errno != ENOENT)

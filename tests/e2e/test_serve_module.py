@@ -9,6 +9,7 @@ unsafe socket, 200 logins at once. A hook never runs twice, nor zero times.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -198,7 +199,8 @@ def test_daemon_stopped_before_accepting_login_falls_back_once(tree: Tree, daemo
     os.kill(daemon.pid, signal.SIGSTOP)  # first: it forks no other spare meanwhile
     stopped = [daemon.pid, *daemon.children()]  # and the spares waiting to accept
     for pid in stopped[1:]:
-        os.kill(pid, signal.SIGSTOP)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGSTOP)
     try:
         out = pamtester(svc, "open_session")
         assert out.returncode == 0, out
@@ -206,7 +208,8 @@ def test_daemon_stopped_before_accepting_login_falls_back_once(tree: Tree, daemo
         assert 0.5 <= out.seconds < 5
     finally:
         for pid in stopped:
-            os.kill(pid, signal.SIGCONT)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
     time.sleep(0.5)  # not synchronisation: time for a wrongly late run to show (none must)
     assert wait_for(lambda: len(daemon.children()) == 2)
     assert where(tree) == [(USER, "run")]

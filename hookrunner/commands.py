@@ -4,7 +4,7 @@
 it, so a login never loads argparse or these commands; an unusual spelling of ``run`` is
 parsed here, and ``cli`` runs it. This module imports nothing of ``cli`` (what both need is
 in ``invocation``). Errors are raised (``UsageError``, ``ConfigError``, anything else) and
-``cli.guarded`` turns them into the exit status.
+``invocation.guarded`` turns them into the exit status.
 """
 
 from __future__ import annotations

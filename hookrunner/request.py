@@ -1,5 +1,5 @@
 """One connection to the warm dispatcher, in the child that accepted it: wire.py's handshake,
-then the phase through ``cli.run_phase``, as ``hookrunner run`` runs it."""
+then the phase through ``invocation.run_phase``, as ``hookrunner run`` runs it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import struct
 import time
 
 from . import wire
-from .cli import guarded, run_phase
+from .invocation import guarded, run_phase
 from .quick import RunArgs
 
 TYPE_CHECKING = False

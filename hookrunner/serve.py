@@ -6,7 +6,7 @@ stream socket (``/run/hookrunner/dispatch.sock``, 0600, in a root-owned 0755 dir
 the one systemd passes, ``LISTEN_FDS``), accepts a connection only from a peer whose
 ``SO_PEERCRED`` uid is 0, and forks. The daemon itself never reads a request, never runs a
 hook and keeps nothing from one request to the next: the child speaks the protocol of
-wire.py and runs the phase with ``cli.run_phase``, exactly as ``hookrunner run`` does
+wire.py and runs the phase with ``invocation.run_phase``, exactly as ``hookrunner run`` does
 (config, discovery, safety checks, environment, timeouts, policy, log records, messages).
 """
 
@@ -157,7 +157,6 @@ def _preload() -> None:
 
     entrypoints.ensure_site_path()  # as a plugin phase does, before pluggy
     from . import (  # noqa: F401
-        commands,
         context,
         discovery,
         dispatch,

@@ -98,7 +98,8 @@ def test_bad_requests_are_refused_with_a_reason(data: bytes, why: str) -> None:
 
 @ROOT_ONLY
 def test_phases_run_as_run_does_statuses_and_records(hooktree: HookTree) -> None:
-    log = hooktree.out / "hookrunner.log"
+    log = hooktree.root / "var/log/hookrunner.log"  # below ROOT: the hook-file rules apply
+    log.parent.mkdir(mode=0o755, parents=True)
     hooktree.config(f'log_file = "{log}"\n')
     recorder(hooktree, "onauth", "10-rec")
     hooktree.hook("onaccount", "10-deny", "#!/bin/sh\nexit 1\n")

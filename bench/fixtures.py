@@ -78,7 +78,7 @@ def script_hooks(directory: Path, n: int, out: Path, python: str) -> None:
 
 
 def pam_services(base: Path, tree: Path, dispatcher: list[str], hooks_per_phase: int,
-                 floor: list[str]) -> dict[str, str]:
+                 floor: list[str], warm: object = None) -> dict[str, str]:
     """Four flattened pam_wrapper services over the same hooks; {variant: service name}.
 
     ``pam_exec → hookrunner``: the README's ``pam_exec.so`` line per phase running the
@@ -86,11 +86,16 @@ def pam_services(base: Path, tree: Path, dispatcher: list[str], hooks_per_phase:
     the same places; ``no hook``: only the authentication (pam_matrix) and, as in all four,
     pam_permit for the session; ``pam_exec → import-light floor``: the hookrunner lines with
     ``floor`` (``python -I -S bench/floor.py``, not hookrunner) taking ``PHASE TREE``.
+    ``warm(group, tree, socket)`` gives the pam_hookrunner.so lines (bench/warm.py): the
+    module through the warm daemon, and the module's exec path (``nosocket``).
     """
     svc_dir = base / "pam.d"
     svc_dir.mkdir(mode=0o755, exist_ok=True)
     services = {"no hook": "bench-none", "pam_exec → run-parts": "bench-runparts",
                 "pam_exec → hookrunner": "bench-hookrunner", "pam_exec → import-light floor": "bench-floor"}
+    if warm is not None:
+        services |= {"pam_hookrunner → warm daemon": "bench-warm",
+                     "pam_hookrunner → exec (nosocket)": "bench-native"}
     dirs = {}
     for _, phase in B4_PHASES:
         dirs[phase] = phase_dir(tree, phase)
@@ -122,6 +127,11 @@ def pam_services(base: Path, tree: Path, dispatcher: list[str], hooks_per_phase:
             f"session required pam_exec.so quiet type=close_session {fl} onsessionclose {tree}",
         ],
     }
+    if warm is not None:  # one session line: the module runs open and close by itself
+        for variant, socket in (("pam_hookrunner → warm daemon", True),
+                                ("pam_hookrunner → exec (nosocket)", False)):
+            lines[variant] = [warm(group, tree, socket)  # type: ignore[operator]
+                              for group in ("auth", "account", "session")]
     for variant, service in services.items():
         # pam_matrix's account check takes the first line of the user: one passdb per service.
         passdb = base / f"passdb-{service}"

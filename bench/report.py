@@ -130,6 +130,21 @@ def markdown(results: Mapping[str, Any], machine_info: Mapping[str, str], b2_n: 
                   b4["pam_exec → import-light floor"].median / b4["pam_exec → run-parts"].median, 2.0,
                   "{:.2f}")
 
+    warm = results.get("warm")
+    if warm is not None:
+        wt = {label: statistics.median(v) for label, v in warm["times"].items()}
+        targets.add("B4w login via pam_hookrunner.so + warm daemon ÷ via run-parts",
+                    b4["pam_hookrunner → warm daemon"].median / b4["pam_exec → run-parts"].median,
+                    0.5, "{:.2f}")
+        targets.add("B1w empty phase through the daemon ÷ through exec (pam_hookrunner.so)",
+                    wt["empty, daemon"] / wt["empty, exec"], 0.2, "{:.2f}")
+        w_plugin = (wt["plugin N=10"] - wt["plugin N=0"]) / 10
+        w_script = (wt["script N=10"] - wt["script N=0"]) / 10
+        targets.add("B3w script ÷ plugin, per hook at N=10, through the daemon", w_script / w_plugin,
+                    20, "{:.1f}", at_most=False)
+        rss_10, rss_n, total = warm["rss"]
+        targets.add(f"daemon RSS after {total} requests ÷ after 10", rss_n / rss_10, 1.05, "{:.3f}")
+
     bare = statistics.median(b5["python -I -S -c pass"])
     big = max(b2_n)
     targets.add("B5 peak RSS, empty run ÷ bare interpreter",
@@ -200,6 +215,22 @@ def markdown(results: Mapping[str, Any], machine_info: Mapping[str, str], b2_n: 
             "", "| variant | median (min-max) | ÷ run-parts |", "|---|---|---|"]
     rp4 = b4["pam_exec → run-parts"].median
     out += [f"| {label} | {cell(s)} | {s.median / rp4:.2f} |" for label, s in b4.items()] + [""]
+
+    if warm is not None:
+        out += ["## Warm dispatcher (B1w, B3w, B4w, daemon RSS)", "",
+                "`hookrunner serve` behind `pam_hookrunner.so socket=` (bench/warm.py). B4w is "
+                "the `pam_hookrunner → warm daemon` row of B4 above (same hyperfine run, same "
+                "hooks). B1w and B3w time one `pam_open_session` call with `bench/pamloop.c` (one "
+                "`pam_start`, then the call N times in one process under pam_wrapper), so that no "
+                "process start per call hides a phase of about a millisecond; `exec` is the same "
+                "module line with `nosocket`.", "",
+                "| call | median (min-max), ms | runs |", "|---|---|---|"]
+        for label, values in warm["times"].items():
+            out.append(f"| {label} | {ms(statistics.median(values))} ({ms(min(values))}-"
+                       f"{ms(max(values))}) | {len(values)} |")
+        out += ["", f"Per hook at N=10 through the daemon: plugin {w_plugin * 1000:.3f} ms, script "
+                f"{w_script * 1000:.3f} ms. Daemon VmRSS: {rss_10} KiB after 10 requests, {rss_n} KiB "
+                f"after {total}.", ""]
 
     out += ["## B5 memory", "", "Peak RSS from `/usr/bin/time -v` (KiB), median (min-max) of the "
             "repetitions.", "", "| process | peak RSS | ÷ bare `-I -S` |", "|---|---|---|"]

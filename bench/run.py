@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""hookrunner's benchmark suite: B1-B6 side by side in one run (``make bench``).
+"""hookrunner's benchmark suite: B1-B6 and the warm dispatcher's B1w-B4w side by side in one run
+(``make bench``).
 
 Public tools only: hyperfine (wall time, JSON export), GNU ``/usr/bin/time -v`` (peak RSS),
 ``time.perf_counter`` (set-up). Writes ``results.md``, ``latency.png`` and hyperfine's raw
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import fixtures
 import report
+import warm
 
 REPO = Path(__file__).resolve().parent.parent
 PAM_WRAPPER = "libpam_wrapper.so"
@@ -84,6 +86,7 @@ class Bench:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("LD_", "PYTHON", "PAM_"))}
         self.env.update(HOOK_ENV)
         self.results: dict[str, object] = {}
+        self.warm: warm.Daemon
 
     # -- tools ---------------------------------------------------------------------------
 
@@ -195,7 +198,8 @@ class Bench:
 
     def b4(self) -> None:
         tree = fixtures.new_tree(self.work, "login")
-        services = fixtures.pam_services(self.work, tree, self.dispatcher, 3, self.floor)
+        services = fixtures.pam_services(self.work, tree, self.dispatcher, 3, self.floor,
+                                         warm=self.warm.lines)
         for _, phase in fixtures.B4_PHASES:
             self.check_list(tree, phase, 3)
         env = (f"LD_PRELOAD={PAM_WRAPPER} PAM_WRAPPER=1 "
@@ -272,10 +276,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bench = Bench(plan, args.out, args.python, work)
         machine = report.machine(args.python)
-        for step in ("b1", "b2", "b3", "b4", "b5", "b6"):
-            t = time.perf_counter()
-            getattr(bench, step)()
-            print(f"bench: {step.upper()} done in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+        with warm.Daemon(args.python, work, plan.quick) as daemon:
+            bench.warm = daemon
+            for step in ("b1", "b2", "b3", "b4", "b5", "b6", "warm"):
+                t = time.perf_counter()
+                if step == "warm":
+                    bench.results["warm"] = daemon.measure(work)
+                else:
+                    getattr(bench, step)()
+                print(f"bench: {step.upper()} done in {time.perf_counter() - t:.1f} s", file=sys.stderr)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     machine["duration"] = f"{time.perf_counter() - started:.0f} s"

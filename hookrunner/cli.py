@@ -1,9 +1,11 @@
-"""The ``hookrunner`` command's entry and its ``run``. One place maps errors to exit codes.
+"""The ``hookrunner`` command's entry and its ``run`` (errors map to exit codes in one place,
+``invocation.guarded``).
 
 ``run`` as PAM lines spell it is parsed here without argparse; anything else (``--help``,
 list, check, simulate, an unusual spelling of ``run``) is parsed by ``commands.py``, imported
 only then: a login never loads argparse or the admin commands. What both need (exit codes,
-``UsageError``, the phase, the config, a ready ``Dispatch``) is in ``invocation.py``: the imports
+``UsageError``, the phase, the config, a ready ``Dispatch``, the phase run ``serve`` shares)
+is in ``invocation.py``: the imports
 point one way, cli -> commands -> invocation and cli -> invocation.
 
 Exit status: 0 success, 1 a hook failed or denied (or check found a problem), 2 usage error,
@@ -15,11 +17,10 @@ from __future__ import annotations
 import os
 import sys
 
-from .config import ConfigError
-from .invocation import EXIT_CONFIG, EXIT_USAGE, UsageError, need_phase, new_dispatch
+from .invocation import guarded, need_phase, run_phase
 from .phases import pam_items
-from .privileges import PrivilegeError, become_root
-from .quick import EXIT_EMPTY, RunArgs, run_args
+from .privileges import become_root
+from .quick import RunArgs, run_args
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every login pays imports
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ AUTHTOK_WAIT = 2.0  # seconds to wait for pam_exec's expose_authtok pipe
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    status = _guarded(args)
+    status = guarded(lambda: _main(args))
     plugins = sys.modules.get("hookrunner.plugins")
     if plugins is not None and plugins.abandoned_threads():
         # A plugin ran past its timeout and still spins: leave without waiting for it.
@@ -41,32 +42,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 stream.flush()
         os._exit(status)
     return status
-
-
-def _guarded(args: list[str]) -> int:
-    try:
-        return _main(args)
-    except UsageError as e:
-        print(f"hookrunner: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except (ConfigError, PrivilegeError) as e:
-        print(f"hookrunner: {e}", file=sys.stderr)
-        _syslog_error(str(e))
-        return EXIT_CONFIG
-    except KeyboardInterrupt:
-        return EXIT_CONFIG
-    except Exception as e:
-        import traceback
-
-        print(f"hookrunner: internal error: {type(e).__name__}: {e}", file=sys.stderr)
-        _syslog_error("internal error: " + traceback.format_exc())
-        return EXIT_CONFIG
-
-
-def _syslog_error(message: str) -> None:
-    from .log import Log
-
-    Log(stderr=None).error(message)
 
 
 def _main(args: list[str]) -> int:
@@ -98,35 +73,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
     pam_type = items.get(b"PAM_TYPE")
     phase = need_phase(ns.phase if ns.phase is not None
                        else None if pam_type is None else os.fsdecode(pam_type))
-    items[b"PAM_TYPE"] = phase.pam_type.encode()
-    dispatch = new_dispatch(ns, phase, items, msg_fd=ns.msg_fd)
-    for name in spoofed:
-        dispatch.log.warning(f"{phase.name}: {name.decode()} is also set in the PAM environment "
-                             f"(pam_env?), not by PAM: ignored, a spoofing attempt? "
-                             f"{dispatch.fields()}")
-    if phase.authtok and any(h.authtok for h in dispatch.config.hooks.values()):
-        dispatch.authtok = read_authtok(0)
-    _kill_hooks_on_sigterm()
-    status, _ = dispatch.run(keep=False)
-    if ns.ignore_empty and not dispatch.ran:
-        return EXIT_EMPTY
-    return status
-
-
-def _kill_hooks_on_sigterm() -> None:
-    """pam_hookrunner.so's timeout= SIGTERMs our process group, but each hook runs in a
-    session of its own: take the running hook (and what it left) down with us."""
-    import _signal  # type: ignore[import-not-found]  # the C module: `signal` imports enum
-
-    from . import reaper
-
-    born = reaper.clock()
-
-    def on_term(signum: int, frame: object) -> None:
-        reaper.kill_leftovers(born, timeout=0.5)
-        os._exit(EXIT_CONFIG)
-
-    _signal.signal(reaper.SIGTERM, on_term)
+    return run_phase(ns, phase, items, lambda: read_authtok(0), spoofed=spoofed)
 
 
 def read_authtok(fd: int) -> bytes | None:

@@ -4,7 +4,7 @@
 it, so a login never loads argparse or these commands; an unusual spelling of ``run`` is
 parsed here, and ``cli`` runs it. This module imports nothing of ``cli`` (what both need is
 in ``invocation``). Errors are raised (``UsageError``, ``ConfigError``, anything else) and
-``cli._guarded`` turns them into the exit status.
+``invocation.guarded`` turns them into the exit status.
 """
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ def parse_args(args: list[str]) -> argparse.Namespace:
     """``args`` parsed with argparse; ``ns.command`` names the command (``run`` is cli's)."""
     ns = _parser().parse_args(args)
     if ns.command is None:
-        raise UsageError("missing command (run, list, check, simulate); see --help")
+        raise UsageError("missing command (run, list, check, simulate, serve); see --help")
     ns.root = os.path.abspath(ns.root)  # hooks run with cwd /: a relative root would break
     return ns
 
 
 def run_command(ns: argparse.Namespace) -> int:
-    """Run the admin command ``ns`` names: list, check or simulate."""
-    command = {"list": cmd_list, "check": cmd_check, "simulate": cmd_simulate}
+    """Run the admin command ``ns`` names: list, check, simulate or serve."""
+    command = {"list": cmd_list, "check": cmd_check, "simulate": cmd_simulate, "serve": cmd_serve}
     return command[ns.command](ns)
 
 
@@ -78,7 +78,22 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--ruser")
     sim.add_argument("--tty")
     common(sim)
+    srv = sub.add_parser("serve", help="the warm dispatcher: run phases for pam_hookrunner.so "
+                         "over a UNIX socket")
+    srv.add_argument("--socket", metavar="PATH",
+                     help="listen here (default /run/hookrunner/dispatch.sock; ignored "
+                          "under systemd socket activation)")
+    srv.add_argument("--idle-exit", type=float, metavar="SECONDS",
+                     help="exit after SECONDS without a request (socket activation starts "
+                          "it again)")
+    common(srv)
     return parser
+
+
+def cmd_serve(ns: argparse.Namespace) -> int:
+    from .serve import serve
+
+    return serve(ns)
 
 
 def _checked_candidates(dispatch: Dispatch) -> list[tuple[str, ...]]:

@@ -42,7 +42,9 @@ _NATIVE_PATHS: dict[str, str | None] = {
     "root": None,
     "config": None,
 }
-_NATIVE_FLAGS = frozenset({"expose_authtok", "quiet", "debug"})
+_NATIVE_FLAGS = frozenset({"expose_authtok", "quiet", "debug", "nosocket"})
+# socket=: absolute, but need not exist (no daemon: the module execs; it checks the rest itself).
+_NATIVE_SOCKET = "socket"
 _NATIVE_MAX_TIMEOUT = 86400
 _REFUSED = "pam_hookrunner.so refuses the whole line: PAM_SYSTEM_ERR, no hook runs"
 
@@ -185,6 +187,9 @@ def _native_problems(rule: Rule, root: Path | None) -> list[str]:
             if not value.startswith("/"):
                 problems += _path_problems(rule.where, value, root)  # "relative path"
             paths[key] = value
+        elif eq and key == _NATIVE_SOCKET:
+            if not value.startswith("/"):
+                problems += _path_problems(rule.where, value, root)  # "relative path"
         elif eq and key == "timeout":
             if not _native_timeout_ok(value):
                 problems.append(f"{rule.where}: bad option '{arg}' (1..{_NATIVE_MAX_TIMEOUT} "

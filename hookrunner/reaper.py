@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
+PR_SET_PDEATHSIG = 1
 SIGKILL = 9  # Linux's number; `import signal` (enums) would slow every PAM phase down
 SIGTERM = 15
 _subreaper: bool | None = None  # None: not tried yet
@@ -52,6 +53,14 @@ def _wait_for_children() -> None:
 
     if _signal.getsignal(_signal.SIGCHLD) == _signal.SIG_IGN:
         _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+
+
+def set_parent_death_signal(signum: int) -> bool:
+    """``prctl(PR_SET_PDEATHSIG)``: ``signum`` when our parent dies (0: nothing)."""
+    try:
+        return _prctl()(PR_SET_PDEATHSIG, signum, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def _prctl() -> Callable[..., int]:

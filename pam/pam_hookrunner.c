@@ -15,6 +15,14 @@
  *   quiet                 no failure message of the module's own to the user
  *   debug                 more syslog
  *   root=/abs/dir config=/abs/file   passed on as --root DIR, --config FILE
+ *   socket=/abs/path      the warm dispatcher's socket (hookrunner serve), default
+ *                         /run/hookrunner/dispatch.sock; not used by default when
+ *                         dispatcher= or python= is given (those name an exec'd dispatcher)
+ *   nosocket              always exec
+ *
+ * With a socket (see "The warm dispatcher" below and hookrunner/wire.py) the phase runs in
+ * the daemon; the module falls back to exec when the socket is missing, unsafe, refuses, or
+ * does not accept within 500 ms, and never after the daemon has started the phase.
  *
  * Child: PYTHON -I -S DISPATCHER run PHASE --msg-fd 3 --ignore-empty [--root D] [--config F]
  * with PAM_USER PAM_SERVICE PAM_RHOST PAM_RUSER PAM_TTY (when set), PAM_TYPE and a fixed
@@ -46,7 +54,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <grp.h>
@@ -69,6 +79,10 @@
 #define EXIT_FAILED 1   /* a hook failed or denied */
 #define EXIT_NO_HOOK 4  /* nothing to run for the phase (--ignore-empty) */
 #define SAFE_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define DEFAULT_SOCKET "/run/hookrunner/dispatch.sock"
+#define ACCEPT_MS 500          /* connect, send, "R": else exec */
+#define REQUEST_MAX 65536      /* wire.MAX_REQUEST */
+#define FALLBACK (-1)          /* nothing ran in the daemon: exec */
 
 /* PAM_TYPE as pam_exec spells it, hookrunner's phase, the PAM code for exit status 1 */
 struct phase { const char *type, *name; int fail; };
@@ -87,8 +101,8 @@ static const struct { int item; const char *name; } env_items[] = {
 #define N_ENV_ITEMS (sizeof(env_items) / sizeof(env_items[0]))
 
 struct options {
-	const char *python, *dispatcher, *root, *config;
-	int timeout, expose_authtok, quiet, debug, silent;
+	const char *python, *dispatcher, *root, *config, *socket;
+	int timeout, expose_authtok, quiet, debug, silent, nosocket;
 };
 
 /* Message relay state: the line being assembled and the budget spent. */
@@ -109,11 +123,13 @@ static int parse_options(pam_handle_t *pamh, int flags, int argc, const char **a
 			 struct options *o)
 {
 	*o = (struct options){ .python = DEFAULT_PYTHON, .dispatcher = DEFAULT_DISPATCHER,
-			       .timeout = DEFAULT_TIMEOUT, .silent = (flags & (int)PAM_SILENT) != 0 };
+			       .socket = DEFAULT_SOCKET, .timeout = DEFAULT_TIMEOUT,
+			       .silent = (flags & (int)PAM_SILENT) != 0 };
 	const struct { const char *name, **dst; } paths[] = {
 		{ "dispatcher", &o->dispatcher }, { "python", &o->python },
-		{ "root", &o->root }, { "config", &o->config },
+		{ "root", &o->root }, { "config", &o->config }, { "socket", &o->socket },
 	};
+	int socket_given = 0, own_dispatcher = 0;
 
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i], *v = NULL, **path = NULL;
@@ -123,8 +139,11 @@ static int parse_options(pam_handle_t *pamh, int flags, int argc, const char **a
 		for (size_t k = 0; k < sizeof(paths) / sizeof(paths[0]) && path == NULL; k++)
 			if ((v = opt_value(a, paths[k].name)) != NULL)
 				path = paths[k].dst;
-		if (path != NULL && v[0] == '/')
+		if (path != NULL && v[0] == '/') {
 			*path = v;
+			socket_given |= path == &o->socket;
+			own_dispatcher |= path == &o->python || path == &o->dispatcher;
+		}
 		else if (path != NULL) {
 			pam_syslog(pamh, LOG_ERR, "bad option %s: not an absolute path", a);
 			return -1;
@@ -142,11 +161,16 @@ static int parse_options(pam_handle_t *pamh, int flags, int argc, const char **a
 			o->quiet = 1;
 		else if (strcmp(a, "debug") == 0)
 			o->debug = 1;
+		else if (strcmp(a, "nosocket") == 0)
+			o->nosocket = 1;
 		else {
 			pam_syslog(pamh, LOG_ERR, "unknown option %s", a);
 			return -1;
 		}
 	}
+	/* a dispatcher of one's own is exec'd: the daemon runs the installed one */
+	if (o->nosocket || (!socket_given && own_dispatcher))
+		o->socket = NULL;
 	return 0;
 }
 
@@ -346,6 +370,32 @@ static int wait_exit(pid_t pid, int pidfd, long long deadline, struct relay *r, 
 	return exited;
 }
 
+/* The dispatcher failed (not a denial): syslog, tell the user unless quiet, PAM_SYSTEM_ERR. */
+static int failed(pam_handle_t *pamh, const struct options *o, const struct phase *ph,
+		  const char *why)
+{
+	pam_syslog(pamh, LOG_ERR, "%s: dispatcher %s", ph->name, why);
+	if (!o->quiet && !o->silent) /* the module's own message; the dispatcher's are above */
+		(void)pam_error(pamh, "hookrunner: %s failed: dispatcher %s", ph->name, why);
+	return PAM_SYSTEM_ERR;
+}
+
+/* The PAM code for the dispatcher's exit status (the same for exec and the daemon). */
+static int exit_code(pam_handle_t *pamh, const struct options *o, const struct phase *ph,
+		     int status)
+{
+	char why[64];
+
+	if (status == 0)
+		return PAM_SUCCESS;
+	if (status == EXIT_FAILED)
+		return ph->fail;
+	if (status == EXIT_NO_HOOK)
+		return PAM_IGNORE;
+	(void)snprintf(why, sizeof(why), "exited with status %d", status);
+	return failed(pamh, o, ph, why);
+}
+
 /* Wait for the dispatcher, relaying its messages, and turn its fate into a PAM code. */
 static int wait_child(pam_handle_t *pamh, const struct options *o, const struct phase *ph,
 		      pid_t pid, int msgfd)
@@ -386,18 +436,9 @@ static int wait_child(pam_handle_t *pamh, const struct options *o, const struct 
 		(void)snprintf(why, sizeof(why), "timed out after %d s", o->timeout);
 	else if (WIFSIGNALED(status))
 		(void)snprintf(why, sizeof(why), "killed by signal %d", WTERMSIG(status));
-	else if (WEXITSTATUS(status) == 0)
-		return PAM_SUCCESS;
-	else if (WEXITSTATUS(status) == EXIT_FAILED)
-		return ph->fail;
-	else if (WEXITSTATUS(status) == EXIT_NO_HOOK)
-		return PAM_IGNORE;
 	else
-		(void)snprintf(why, sizeof(why), "exited with status %d", WEXITSTATUS(status));
-	pam_syslog(pamh, LOG_ERR, "%s: dispatcher %s", ph->name, why);
-	if (!o->quiet && !o->silent) /* the module's own message; the dispatcher's are above */
-		(void)pam_error(pamh, "hookrunner: %s failed: dispatcher %s", ph->name, why);
-	return PAM_SYSTEM_ERR;
+		return exit_code(pamh, o, ph, WEXITSTATUS(status));
+	return failed(pamh, o, ph, why);
 }
 
 static int run_dispatcher(pam_handle_t *pamh, const struct options *o, const struct phase *ph,
@@ -473,6 +514,339 @@ out:
 	return ret;
 }
 
+/*
+ * The warm dispatcher (hookrunner serve): one connection per call, protocol in
+ * hookrunner/wire.py. The module commits at one point only, by sending "G" after the
+ * daemon's "R"; before that it falls back to exec, after it never does unless the
+ * connection ends before the daemon's "S" (then nothing ran).
+ */
+
+/* Is one path component's directory (or the socket) root's alone? 0 yes, else logged. */
+static int root_only(pam_handle_t *pamh, const char *sock, const char *what,
+		     const struct stat *st)
+{
+	if (st->st_uid == 0 && (st->st_mode & (S_IWGRP | S_IWOTH)) == 0)
+		return 0;
+	pam_syslog(pamh, LOG_WARNING, "socket %s not used: %s owned by uid %u, mode %04o",
+		   sock, what, (unsigned)st->st_uid, (unsigned)(st->st_mode & 07777));
+	return -1;
+}
+
+/*
+ * 0 if the socket may be used: a socket, and it and every directory up to / (none of them a
+ * symlink) root-owned and not writable by group or others. -1 if not: logged, except when
+ * it does not exist (no daemon: exec quietly).
+ */
+static int socket_is_safe(pam_handle_t *pamh, const struct options *o)
+{
+	char path[PATH_MAX], *name, *next;
+	int dir, sub, ret = -1;
+	struct stat st;
+
+	if (strlen(o->socket) >= sizeof(path) || strlen(o->socket) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		pam_syslog(pamh, LOG_ERR, "socket %s not used: path too long", o->socket);
+		return -1;
+	}
+	strcpy(path, o->socket);
+	if ((dir = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0 || fstat(dir, &st) != 0 ||
+	    root_only(pamh, o->socket, "/", &st) != 0)
+		goto out;
+	for (name = path + 1; (next = strchr(name, '/')) != NULL; name = next + 1) {
+		if (next == name)
+			continue; /* "//" */
+		*next = '\0';
+		sub = openat(dir, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub < 0) {
+			if (errno != ENOENT)
+				pam_syslog(pamh, LOG_WARNING, "socket %s not used: %s: %m", o->socket, path);
+			goto out;
+		}
+		(void)close(dir);
+		dir = sub;
+		if (fstat(dir, &st) != 0 || root_only(pamh, o->socket, path, &st) != 0)
+			goto out;
+		*next = '/';
+	}
+	if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+		if (errno != ENOENT)
+			pam_syslog(pamh, LOG_WARNING, "socket %s not used: %m", o->socket);
+		goto out;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		pam_syslog(pamh, LOG_WARNING, "socket %s not used: not a socket", o->socket);
+		goto out;
+	}
+	ret = root_only(pamh, o->socket, "the socket", &st);
+out:
+	if (dir >= 0)
+		(void)close(dir);
+	return ret;
+}
+
+static int add_field(char *buf, size_t *len, const char *key, const char *value)
+{
+	size_t k = strlen(key), v = strlen(value);
+
+	if (*len + k + v + 3 > REQUEST_MAX) /* '=', NUL, and the final NUL */
+		return -1;
+	memcpy(buf + *len, key, k);
+	buf[*len + k] = '=';
+	memcpy(buf + *len + k + 1, value, v + 1);
+	*len += k + v + 2;
+	return 0;
+}
+
+/* The request of wire.py: NUL-terminated fields, then an empty one. NULL if too long. */
+static char *build_request(pam_handle_t *pamh, const struct options *o, const struct phase *ph,
+			   const char *authtok, size_t *len)
+{
+	char *buf = malloc(REQUEST_MAX);
+	int bad = 0;
+
+	*len = 0;
+	if (buf == NULL)
+		return NULL;
+	bad |= add_field(buf, len, "hookrunner", "1");
+	bad |= add_field(buf, len, "phase", ph->name);
+	for (size_t i = 0; i < N_ENV_ITEMS; i++) {
+		const void *v;
+
+		if (pam_get_item(pamh, env_items[i].item, &v) == PAM_SUCCESS && v != NULL)
+			bad |= add_field(buf, len, env_items[i].name, v);
+	}
+	if (o->root)
+		bad |= add_field(buf, len, "root", o->root);
+	if (o->config)
+		bad |= add_field(buf, len, "config", o->config);
+	if (authtok)
+		bad |= add_field(buf, len, "authtok", authtok);
+	if (bad) {
+		explicit_bzero(buf, REQUEST_MAX);
+		free(buf);
+		return NULL;
+	}
+	buf[(*len)++] = '\0';
+	return buf;
+}
+
+/* Wait for fd to be ready for events until deadline: 1 ready, 0 deadline passed, -1 error. */
+static int await(int fd, short events, long long deadline)
+{
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = events };
+		long long left = deadline - now_ms();
+		int n;
+
+		if (left <= 0)
+			return 0;
+		n = poll(&p, 1, (int)left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n < 0 ? -1 : n > 0;
+	}
+}
+
+/* Send the request, the message pipe's write end with its first byte. 0, or -1. */
+static int send_request(int sock, const char *req, size_t len, int fd, long long deadline)
+{
+	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } c;
+	size_t off = 0;
+
+	while (off < len) {
+		struct iovec iov = { .iov_base = (void *)(req + off), .iov_len = len - off };
+		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+		ssize_t n;
+
+		if (off == 0) {
+			struct cmsghdr *h;
+
+			memset(&c, 0, sizeof(c));
+			m.msg_control = c.buf;
+			m.msg_controllen = sizeof(c.buf);
+			h = CMSG_FIRSTHDR(&m);
+			h->cmsg_level = SOL_SOCKET;
+			h->cmsg_type = SCM_RIGHTS;
+			h->cmsg_len = CMSG_LEN(sizeof(int));
+			memcpy(CMSG_DATA(h), &fd, sizeof(int));
+		}
+		n = sendmsg(sock, &m, MSG_NOSIGNAL);
+		if (n > 0)
+			off += (size_t)n;
+		else if (n < 0 && errno == EAGAIN) {
+			if (await(sock, POLLOUT, deadline) <= 0)
+				return -1;
+		} else if (!(n < 0 && errno == EINTR))
+			return -1;
+	}
+	return 0;
+}
+
+/* Read one byte by the deadline: 1 read, 0 end of file, -1 deadline passed or error. */
+static int read_byte(int sock, long long deadline, char *c)
+{
+	for (;;) {
+		ssize_t n = recv(sock, c, 1, 0);
+
+		if (n >= 0)
+			return (int)n;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN || await(sock, POLLIN, deadline) <= 0)
+			return -1;
+	}
+}
+
+/* The daemon's "E" line, printable, into the log: why it refused. */
+static void log_refusal(pam_handle_t *pamh, const struct options *o, int sock, long long deadline)
+{
+	char why[256], c;
+	size_t n = 0;
+
+	while (n < sizeof(why) - 1 && read_byte(sock, deadline, &c) == 1 && c != '\n')
+		why[n++] = (c >= ' ' && c < 0x7f) ? c : '?';
+	why[n] = '\0';
+	pam_syslog(pamh, LOG_WARNING, "socket %s: the daemon refused: %s", o->socket, why);
+}
+
+/* Connected to a root daemon (SO_PEERCRED of the listener) through a safe socket: fd, or -1. */
+static int connect_daemon(pam_handle_t *pamh, const struct options *o)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct ucred peer;
+	socklen_t plen = sizeof(peer);
+	int sock;
+
+	if (socket_is_safe(pamh, o) != 0)
+		return -1;
+	strcpy(sa.sun_path, o->socket); /* length checked by socket_is_safe */
+	if ((sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
+		return -1;
+	if (connect(sock, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		/* ECONNREFUSED: a stale socket; EAGAIN: the daemon's backlog is full */
+		pam_syslog(pamh, errno == EAGAIN ? LOG_WARNING : LOG_DEBUG, "socket %s: connect: %m",
+			   o->socket);
+		(void)close(sock);
+		return -1;
+	}
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &peer, &plen) != 0 || peer.uid != 0) {
+		pam_syslog(pamh, LOG_WARNING, "socket %s not used: the daemon is not root", o->socket);
+		(void)close(sock);
+		return -1;
+	}
+	return sock;
+}
+
+/*
+ * After "G": relay messages until the daemon's "S" and status byte, the end of the
+ * connection, or the timeout. A PAM code, or FALLBACK if the connection ended before "S".
+ */
+static int wait_daemon(pam_handle_t *pamh, const struct options *o, const struct phase *ph,
+		       int sock, int msgfd)
+{
+	struct relay r = { .pamh = pamh, .show = !o->silent };
+	long long deadline = now_ms() + o->timeout * 1000LL;
+	int started = 0, ret;
+	char why[64];
+
+	for (;;) {
+		struct pollfd p[2] = { { .fd = sock, .events = POLLIN }, { .fd = msgfd, .events = POLLIN } };
+		long long left = deadline - now_ms();
+		char c;
+		ssize_t n;
+
+		if (left <= 0) {
+			(void)snprintf(why, sizeof(why), "timed out after %d s", o->timeout);
+			ret = failed(pamh, o, ph, why);
+			break;
+		}
+		if (poll(p, msgfd >= 0 ? 2 : 1, (int)left) < 0 && errno != EINTR) {
+			pam_syslog(pamh, LOG_ERR, "%s: waiting for the daemon: %m", ph->name);
+			ret = PAM_SYSTEM_ERR;
+			break;
+		}
+		if (msgfd >= 0 && p[1].revents != 0 && relay_read(&r, msgfd))
+			close_fd(&msgfd);
+		if (p[0].revents == 0)
+			continue;
+		n = recv(sock, &c, 1, 0);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n <= 0 && !started) {
+			pam_syslog(pamh, LOG_WARNING, "socket %s: the daemon hung up before starting "
+				   "%s: running it by exec", o->socket, ph->name);
+			ret = FALLBACK; /* it runs nothing before "S" */
+			break;
+		}
+		if (n <= 0) {
+			ret = failed(pamh, o, ph, "closed the connection (daemon)");
+			break;
+		}
+		if (!started && c == 'S') {
+			started = 1;
+			continue;
+		}
+		if (!started) {
+			ret = failed(pamh, o, ph, "spoke nonsense (daemon)");
+			break;
+		}
+		if (msgfd >= 0)
+			(void)relay_read(&r, msgfd); /* what it wrote before its status */
+		ret = exit_code(pamh, o, ph, (unsigned char)c);
+		break;
+	}
+	close_fd(&msgfd);
+	return ret;
+}
+
+/* The phase through the daemon: a PAM code, or FALLBACK when nothing ran there. */
+static int via_daemon(pam_handle_t *pamh, const struct options *o, const struct phase *ph,
+		      const char *authtok)
+{
+	long long accept_by = now_ms() + ACCEPT_MS;
+	int sock, msg[2] = { -1, -1 }, ret = FALLBACK, got;
+	size_t len = 0;
+	char *req = NULL, c = 0;
+
+	if ((sock = connect_daemon(pamh, o)) < 0)
+		return FALLBACK;
+	if ((req = build_request(pamh, o, ph, authtok, &len)) == NULL) {
+		pam_syslog(pamh, LOG_WARNING, "%s: request too large for the daemon: exec", ph->name);
+		goto out;
+	}
+	if (pipe2(msg, O_CLOEXEC) != 0 || fcntl(msg[0], F_SETFL, O_NONBLOCK) != 0 ||
+	    send_request(sock, req, len, msg[1], accept_by) != 0) {
+		pam_syslog(pamh, LOG_WARNING, "socket %s: cannot send the request: exec", o->socket);
+		goto out;
+	}
+	close_fd(&msg[1]); /* the daemon has its own copy */
+	got = read_byte(sock, accept_by, &c);
+	if (got == 1 && c == 'E') {
+		log_refusal(pamh, o, sock, accept_by);
+		goto out;
+	}
+	if (got != 1 || c != 'R') {
+		pam_syslog(pamh, LOG_WARNING, "socket %s: the daemon did not accept %s within %d ms: "
+			   "exec", o->socket, ph->name, ACCEPT_MS);
+		goto out;
+	}
+	/* the commitment: from here on the daemon may run the phase */
+	if (send(sock, "G", 1, MSG_NOSIGNAL) != 1)
+		goto out; /* it is gone: it cannot have started */
+	if (o->debug)
+		pam_syslog(pamh, LOG_DEBUG, "%s: running in the daemon at %s", ph->name, o->socket);
+	ret = wait_daemon(pamh, o, ph, sock, msg[0]);
+	msg[0] = -1; /* closed by wait_daemon */
+out:
+	if (req != NULL) {
+		explicit_bzero(req, len);
+		free(req);
+	}
+	close_fd(&msg[0]);
+	close_fd(&msg[1]);
+	(void)close(sock);
+	return ret;
+}
+
 static int hookrunner(pam_handle_t *pamh, int flags, int argc, const char **argv,
 		      const struct phase *ph)
 {
@@ -488,6 +862,12 @@ static int hookrunner(pam_handle_t *pamh, int flags, int argc, const char **argv
 			pam_syslog(pamh, LOG_ERR, "%s: no token: %s", ph->name, pam_strerror(pamh, r));
 			return r == PAM_CONV_AGAIN ? PAM_INCOMPLETE : r;
 		}
+	}
+	if (o.socket != NULL) {
+		int r = via_daemon(pamh, &o, ph, tok);
+
+		if (r != FALLBACK)
+			return r;
 	}
 	return run_dispatcher(pamh, &o, ph, tok);
 }

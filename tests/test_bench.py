@@ -34,16 +34,21 @@ def test_quick_bench_writes_tables_and_plot(tmp_path: Path) -> None:
     assert took < 60, f"--quick took {took:.0f} s"
 
     md = (tmp_path / "results.md").read_text()
-    for section in ("## Targets", "## B1 ", "## B2 ", "## B3 ", "## B4 ", "## B5 ", "## B6 "):
+    for section in ("## Targets", "## B1 ", "## B2 ", "## B3 ", "## B4 ", "## B5 ", "## B6 ",
+                    "## Warm dispatcher"):
         assert section in md, section
     # Every target row has a measured value and a verdict; every B table row has numbers.
     # B1' can be negative: the empty run may cost less than `python -I -m __hello__`.
     targets = re.findall(rf"^\| (B\d\S*) .*? \| (-?{NUMBER}) \| [≤≥] {NUMBER} \| (met|\*\*missed\*\*) \|$",
                          md, re.M)
-    assert {t[0] for t in targets} >= {"B1", "B1'", "B2", "B3", "B4", "B5", "B6"}, targets
+    assert {t[0] for t in targets} >= {"B1", "B1'", "B2", "B3", "B4", "B5", "B6", "B1w", "B3w",
+                                       "B4w"}, targets
     # Ratios of two medians are positive; B1', B2, B3 and B6 are built from differences of
     # medians, which a --quick run on a busy machine can bring to 0 or below.
-    assert all(float(value) > 0 for name, value, _ in targets if name in ("B1", "B4", "B5")), targets
+    assert all(float(value) > 0 for name, value, _ in targets
+               if name in ("B1", "B4", "B5", "B1w", "B4w")), targets
+    rss = re.search(rf"^\| daemon RSS after (\d+) requests ÷ after 10 \| ({NUMBER}) \|", md, re.M)
+    assert rss is not None and float(rss[2]) > 0, md
     b1 = re.search(rf"^\| `hookrunner run \(empty\)` \| ({NUMBER}) \(({NUMBER})-({NUMBER})\) \| ({NUMBER}) \|$",
                    md, re.M)
     assert b1 is not None, md

@@ -382,6 +382,7 @@ def native_tree(root: Path) -> None:
     f"dispatcher={SCRIPT} python=/usr/bin/python3 root=/srv/tree "
     "config=/srv/tree/etc/security/hookrunner.toml timeout=30 expose_authtok quiet debug",
     "timeout=1", "timeout=86400", "timeout=+5", "timeout=007", "[timeout=5]", "[quiet]",
+    "nosocket", "socket=/run/hookrunner/dispatch.sock", "socket=/nonexistent/dispatch.sock",
 ])
 def test_native_module_options_it_accepts_are_clean(tmp_path: Path, root: Path,
                                                     options: str) -> None:
@@ -392,7 +393,7 @@ def test_native_module_options_it_accepts_are_clean(tmp_path: Path, root: Path,
 @pytest.mark.parametrize("option", [
     "timeout=0", "timeout=-5", "timeout=86401", "timeout=5s", "timeout=", "timeout=99999999999999999999",
     "timeout", "Quiet", "expose_authtok=1", "stdout", "type=open_session", "log=/var/log/x",
-    "dispatcher", f"[dispatcher {SCRIPT}]", "/usr/bin/python3",
+    "dispatcher", f"[dispatcher {SCRIPT}]", "/usr/bin/python3", "nosocket=1",
 ])
 def test_native_module_options_it_refuses_are_flagged(tmp_path: Path, root: Path,
                                                      option: str) -> None:
@@ -401,6 +402,14 @@ def test_native_module_options_it_refuses_are_flagged(tmp_path: Path, root: Path
     assert problems[0].startswith(f"{at(tmp_path, 'svc', 1)}: ")
     assert problems[0].endswith(f"({REFUSED})") or problems[0].endswith(
         f"whole seconds; {REFUSED})")
+
+
+def test_native_module_relative_socket_is_flagged(tmp_path: Path, root: Path) -> None:
+    native_tree(root)
+    problems = audit(tmp_path, root, {"svc": f"session optional {NATIVE} socket=run/d.sock\n"})
+    assert problems == [f"{at(tmp_path, 'svc', 1)}: 'run/d.sock' is a relative path "
+                        "(use an absolute one: what it names depends on the caller's working "
+                        "directory)"]
 
 
 def test_native_module_python_is_checked_like_the_interpreter(tmp_path: Path, root: Path) -> None:
@@ -472,7 +481,7 @@ def test_native_defaults_match_the_module_source() -> None:
     options = set(re.findall(r'\{ "(\w+)", &o->|opt_value\(a, "(\w+)"\)', source))
     options = {name for pair in options for name in pair if name}
     assert flags == set(pamaudit._NATIVE_FLAGS)
-    assert options == {*pamaudit._NATIVE_PATHS, "timeout"}
+    assert options == {*pamaudit._NATIVE_PATHS, "timeout", pamaudit._NATIVE_SOCKET}
 
 
 # --- syntax: dash, continuations, comments, brackets, pam_exec options -----------------------

@@ -59,6 +59,7 @@ OWNED = (
     Path("/usr/share/doc/hookrunner"), Path("/usr/share/doc/libpam-hookrunner"),
     Path("/usr/share/man/man8/hookrunner.8.gz"), Path("/usr/share/man/man5/hookrunner.toml.5.gz"),
     EXAMPLE_HOOK, EXAMPLE_DATA,
+    Path("/lib/systemd/system/hookrunner.socket"), Path("/lib/systemd/system/hookrunner.service"),
 )
 PHASE_DIRS = tuple(Path(f"/etc/security/{p}.d") for p in PHASES)
 
@@ -341,6 +342,50 @@ def test_install_changes_no_login_stack_and_runs_through_pam(
             assert r.env["PAM_RHOST"] == "203.0.113.9"
             assert r.env["HOOKRUNNER_ROOT"] == str(root)
             assert r.stdin == ""
+
+
+def test_systemd_units_serve_a_login_through_the_installed_module(
+        installed: Debs, user: rig.User, tmp_path: Path) -> None:
+    """The units are installed (the socket enabled), and the service's own ExecStart, run
+    under systemd-socket-activate on a socket of the test's (not /run/hookrunner: the machine
+    may have a daemon there), serves a login through the installed module."""
+    units = Path("/lib/systemd/system")
+    socket_unit = (units / "hookrunner.socket").read_text()
+    for line in ("ListenStream=/run/hookrunner/dispatch.sock", "SocketMode=0600",
+                 "DirectoryMode=0755", "WantedBy=sockets.target"):
+        assert line in socket_unit
+    assert Path("/etc/systemd/system/sockets.target.wants/hookrunner.socket").is_symlink()
+    service_unit = (units / "hookrunner.service").read_text()
+    [exec_start] = [ln.split("=", 1)[1] for ln in service_unit.splitlines()
+                    if ln.startswith("ExecStart=")]
+    assert exec_start.split()[:4] == [PYTHON, "-I", "-S", DISPATCHER]
+    if shutil.which("systemd-socket-activate") is None:
+        pytest.skip("systemd-socket-activate not installed")
+    root = rig.make_root(tmp_path)
+    log = tmp_path / "records.jsonl"
+    rig.write_hook(root, "onsessionopen", "10-rec", rig.recorder_hook(log))
+    # Cannot be exec'd: a login that succeeds was served by the daemon.
+    rig.write_hook(root, "onsessionopen", "20-only-in-daemon",
+                   "#!/bin/sh\ntr '\\0' ' ' < /proc/$PPID/cmdline | grep -q ' serve' || exit 1\n")
+    directory = Path("/run") / f"hookrunner-test-{secrets.token_hex(4)}"
+    directory.mkdir(mode=0o755)
+    sock = directory / "dispatch.sock"
+    daemon = subprocess.Popen(["systemd-socket-activate", "-l", str(sock), *exec_start.split()],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        assert rig.wait_for(sock.exists)
+        sock.chmod(0o600)
+        lines = ["session required pam_permit.so",
+                 f"session required pam_hookrunner.so root={root} socket={sock}"]
+        with rig.pam_service(lines) as service:
+            out = rig.pamtester(None, service, user.name, ("open_session",))
+        assert out.returncode == 0, out
+        assert [r.hook for r in rig.read_records(log)] == ["10-rec"]
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_pam_auth_update_enable_runs_session_hooks_and_disable_removes_them(

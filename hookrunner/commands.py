@@ -27,14 +27,15 @@ def parse_args(args: list[str]) -> argparse.Namespace:
     """``args`` parsed with argparse; ``ns.command`` names the command (``run`` is cli's)."""
     ns = _parser().parse_args(args)
     if ns.command is None:
-        raise UsageError("missing command (run, list, check, simulate, serve); see --help")
+        raise UsageError("missing command (run, list, check, simulate, config, serve); see --help")
     ns.root = os.path.abspath(ns.root)  # hooks run with cwd /: a relative root would break
     return ns
 
 
 def run_command(ns: argparse.Namespace) -> int:
-    """Run the admin command ``ns`` names: list, check, simulate or serve."""
-    command = {"list": cmd_list, "check": cmd_check, "simulate": cmd_simulate, "serve": cmd_serve}
+    """Run the admin command ``ns`` names: list, check, simulate, config or serve."""
+    command = {"list": cmd_list, "check": cmd_check, "simulate": cmd_simulate, "config": cmd_config,
+               "serve": cmd_serve}
     return command[ns.command](ns)
 
 
@@ -65,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="show every candidate hook in execution order")
     lst.add_argument("phase")
     lst.add_argument("--json", action="store_true")
+    for option in ("--user", "--service", "--rhost"):
+        lst.add_argument(option, help="decide the hooks' conditions for this PAM " + option[2:])
     common(lst)
     chk = sub.add_parser("check", help="audit hooks, config and PAM stacks")
     chk.add_argument("--pam-dir", metavar="DIR",
@@ -78,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--ruser")
     sim.add_argument("--tty")
     common(sim)
+    cfg = sub.add_parser("config", help="print the merged configuration and where each value came from")
+    common(cfg)
     srv = sub.add_parser("serve", help="the warm dispatcher: run phases for pam_hookrunner.so "
                          "over a UNIX socket")
     srv.add_argument("--socket", metavar="PATH",
@@ -105,7 +110,8 @@ def _checked_candidates(dispatch: Dispatch) -> list[tuple[str, ...]]:
 
     rows: list[tuple[str, ...]] = []
     for c in dispatch.candidates():
-        action, reason = c.action, c.reason
+        action: str = c.action
+        reason = c.reason
         if action == "run":
             if c.kind == "entrypoint":
                 problem = check_module(c.path)
@@ -116,13 +122,33 @@ def _checked_candidates(dispatch: Dispatch) -> list[tuple[str, ...]]:
                 action, reason = "skip", f"refused: {problem}"
             elif runas and c.kind != "exec":
                 reason = f"fails: {runas_refused(runas)}"
+        if action == "run":
+            action, reason = _decision(dispatch, c.name, reason)
         rows.append((c.name, c.path, c.kind, action, reason))
     return rows
 
 
+def _decision(dispatch: Dispatch, name: str, reason: str) -> tuple[str, str]:
+    """A runnable hook's conditions, decided for the PAM items given (``list --user ...``)."""
+    hook_cfg = dispatch.config.hook(name)
+    notes = [reason] if reason else []
+    if hook_cfg.background:
+        notes.append("in the background")
+    if hook_cfg.conditions is not None:
+        unmet = dispatch.unmet(hook_cfg) if dispatch.items else None
+        if unmet is not None:
+            return "skip", f"condition not met: {unmet}"
+        when = hook_cfg.conditions.describe()
+        notes.append(f"conditions hold: {when}" if dispatch.items else f"only if {when}")
+    return "run", "; ".join(notes)
+
+
 def cmd_list(ns: argparse.Namespace) -> int:
     phase = need_phase(ns.phase)
-    dispatch = new_dispatch(ns, phase, {})
+    items = {var: os.fsencode(value) for var, value in (
+        (b"PAM_USER", ns.user), (b"PAM_SERVICE", ns.service), (b"PAM_RHOST", ns.rhost))
+        if value is not None}
+    dispatch = new_dispatch(ns, phase, items)
     rows = _checked_candidates(dispatch)
     if ns.json:
         print(list_json(rows))
@@ -171,29 +197,22 @@ def _text(value: str) -> str:
 
 
 def cmd_check(ns: argparse.Namespace) -> int:
+    from . import background, configview
     from .log import escape
     from .phases import PHASES
 
-    problems: list[str] = []
     config = read_config(ns)
-    if config.path is not None:
-        import tomllib
-
-        from .config import forbidden_env
-
-        with open(config.path, "rb") as f:
-            raw = tomllib.load(f)
-        for name in raw.get("pass_env", []):
-            if forbidden_env(name):
-                problems.append(f"{config.path}: pass_env: {name} is never passed to hooks")
+    problems = configview.problems(ns.root, ns.config, config)
     log_file = config.log_file  # where records go besides syslog, if it is usable
     if log_file is not None:
+        from .dropins import locate
         from .log import log_file_refused
         from .safety import check_append
 
         problem = check_append(log_file, ns.root)
         if problem is not None:
-            problems.append(f"{config.path}: {log_file_refused(log_file, problem)}")
+            where = locate(ns.root, ns.config, ("log_file",))
+            problems.append(f"{where}: {log_file_refused(log_file, problem)}")
         if problem is not None or os.path.realpath(log_file) == "/dev/null":
             log_file = None
     from .log import lost_records
@@ -203,6 +222,10 @@ def cmd_check(ns: argparse.Namespace) -> int:
         problems.append(lost)
     for phase in PHASES:
         dispatch = new_dispatch(ns, phase, {})
+        for c in dispatch.candidates():
+            misuse = background.misuse(phase, c) if config.hook(c.name).background else None
+            if c.action == "run" and misuse:
+                problems.append(f"{escape(c.path)}: {phase.name}.d/{escape(c.name)}: {misuse}")
         for name, path, _kind, _action, reason in _checked_candidates(dispatch):
             if reason.startswith(("refused:", "cannot", "fails:")) or reason == "dangling symlink":
                 problems.append(f"{escape(path)}: {phase.name}.d/{escape(name)}: {reason}")
@@ -218,6 +241,13 @@ def cmd_check(ns: argparse.Namespace) -> int:
     if not problems:
         print("hookrunner: no problems found", file=sys.stderr)
     return EXIT_FAIL if problems else EXIT_OK
+
+
+def cmd_config(ns: argparse.Namespace) -> int:
+    from .configview import show
+
+    print(show(ns.root, ns.config))
+    return EXIT_OK
 
 
 def cmd_simulate(ns: argparse.Namespace) -> int:

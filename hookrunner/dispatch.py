@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
     import pluggy
 
-    from .config import Config
+    from .conditions import Subject
+    from .config import Config, HookConfig
     from .discovery import Candidate, EntryPoint
     from .log import Log
     from .phases import Phase
@@ -108,6 +109,7 @@ class Dispatch:
         self._inherited: list[int] | None = None  # our inheritable fds; plugins may add some
         self._fields: str | None = None
         self._root_env: bytes | None = None
+        self._subject: Subject | None = None  # what the hooks' conditions look at
         self.ran = 0  # hooks that ran in the last run(), kept or not
 
     def candidates(self) -> list[Candidate]:
@@ -127,7 +129,13 @@ class Dispatch:
         self._verified = Verified(self.root)
         self._inherited = None
         self._fields = None
-        for candidate in self.candidates():
+        self._subject = None
+        candidates = self.candidates()
+        if any(h.background for h in self.config.hooks.values()):
+            from . import background
+
+            background.refuse(self.phase, candidates, self.config, self.root)  # before any hook runs
+        for candidate in candidates:
             if candidate.action != "run":
                 if candidate.reason.startswith("refused:"):  # an unsafe mask
                     self.log.warning(f"{self.phase.name}.d/{escape(candidate.name)} "
@@ -137,15 +145,34 @@ class Dispatch:
                                    f"{escape(candidate.reason)}")
                 continue
             hook_cfg = self.config.hook(candidate.name)
+            if hook_cfg.conditions is not None:  # before the hook's file is even opened
+                unmet = self.unmet(hook_cfg)
+                if unmet is not None:
+                    self.log.debug(f"{self.phase.name}.d/{escape(candidate.name)} skipped: "
+                                   f"condition {unmet} {self.fields()}")
+                    if keep:
+                        ran.append(Ran(candidate, HookResult("skip", f"skipped: {unmet}"),
+                                       hook_cfg.optional))
+                    continue
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 result = HookResult("timeout", "not run: the phase deadline passed")
             else:
-                timeout = min(hook_cfg.timeout or self.config.timeout, remaining)
+                timeout = hook_cfg.timeout or self.config.timeout
                 try:
-                    result = self.run_one(candidate, timeout)
+                    result = self.run_one(candidate, timeout if hook_cfg.background
+                                          else min(timeout, remaining))
                 except Exception as e:  # MemoryError, or a bug of ours: still this hook's record
                     result = self.internal_error(candidate, e)
+            if hook_cfg.background and result.outcome != "refused":  # never the PAM result
+                self.ran += 1
+                if keep:
+                    ran.append(Ran(candidate, result, hook_cfg.optional))
+                if result.outcome == "started":
+                    self.log.debug(f"{self.phase.name}.d/{escape(candidate.name)} {result.message}")
+                else:
+                    self.report(candidate, result, False, background=True)
+                continue
             if result.outcome == "refused":  # DESIGN: skipped with a logged reason, not a failure
                 self.log.warning(f"{self.phase.name}.d/{escape(candidate.name)} {result.message} "
                                  f"{self.fields()}")
@@ -180,6 +207,15 @@ class Dispatch:
             pass
         return HookResult("error", f"could not be run: internal error: {type(e).__name__}: {e}")
 
+    def unmet(self, hook_cfg: HookConfig) -> str | None:
+        """None if the hook's conditions hold for this PAM context, else which one does not."""
+        from .conditions import Subject, unmet
+
+        assert hook_cfg.conditions is not None
+        if self._subject is None:
+            self._subject = Subject(self.items)
+        return unmet(hook_cfg.conditions, self._subject)
+
     def fields(self) -> str:
         """user=... service=... rhost=...: the same for every record of the phase."""
         if self._fields is None:
@@ -196,11 +232,28 @@ class Dispatch:
             return HookResult("error", f"could not be started: cannot open it: {start_failure(e)}")
         try:
             if candidate.kind == "exec":
-                return self.run_exec(candidate, timeout, checked.real if checked else candidate.path)
+                real = checked.real if checked else candidate.path
+                if self.config.hook(candidate.name).background:
+                    return self.start_background(candidate, timeout, real)
+                return self.run_exec(candidate, timeout, real)
             return self.run_plugin(candidate, timeout, checked.fd if checked else None)
         finally:
             if checked is not None:
                 os.close(checked.fd)
+
+    def start_background(self, candidate: Candidate, timeout: float, real: str) -> HookResult:
+        """Started by a supervisor that outlives us, which writes the hook's one record."""
+        from . import background
+
+        def run() -> HookResult:
+            self._inherited = []  # the supervisor closed every descriptor above 2
+            return self.run_exec(candidate, timeout, real)
+
+        def report(result: HookResult, log: Log) -> None:
+            self.log = log
+            self.report(candidate, result, False, background=True)
+
+        return background.start(run, report, self.log)
 
     def run_exec(self, candidate: Candidate, timeout: float, real: str) -> HookResult:
         hook_cfg = self.config.hook(candidate.name)
@@ -289,10 +342,12 @@ class Dispatch:
             self._pm = plugins.new_manager()
         return self._pm
 
-    def report(self, candidate: Candidate, result: HookResult, optional: bool) -> None:
+    def report(self, candidate: Candidate, result: HookResult, optional: bool, *,
+               background: bool = False) -> None:
         """One log record per hook: phase, name, outcome, status or signal, duration, who."""
         what = f"{self.phase.name}.d/{escape(candidate.name)} {result.message}"
-        extra = f" ({int(result.duration * 1000)} ms{', optional' if optional else ''})"
+        extra = (f" ({int(result.duration * 1000)} ms{', optional' if optional else ''}"
+                 f"{', background' if background else ''})")
         record = f"{what}{extra} {self.fields()} outcome={result.outcome}"
         if result.ok:
             self.log.info(record)

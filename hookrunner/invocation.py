@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .config import DEFAULT_PATH, Config, ConfigError, parse_config
+from .config import Config
 from .phases import Phase, phase_words, resolve_phase
 from .privileges import PrivilegeError
 from .quick import EXIT_EMPTY
@@ -43,20 +43,10 @@ def need_phase(word: str | None) -> Phase:
 
 
 def read_config(ns: argparse.Namespace) -> Config:
-    from .safety import UnsafeError, read_checked
+    """The drop-ins below --root, then the main file (``--config``, else the default)."""
+    from .dropins import load
 
-    path = ns.config if ns.config is not None else os.path.join(ns.root, DEFAULT_PATH)
-    if not os.path.lexists(path):
-        if ns.config is not None:
-            raise ConfigError(f"{path}: no such file")
-        return Config()
-    try:
-        raw = read_checked(path, ns.root)  # parsed from the very descriptor that was checked
-    except UnsafeError as e:
-        raise ConfigError(f"{path}: refused: {e}") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
-    return parse_config(path, raw, cache_root=os.fspath(ns.root))
+    return load(os.fspath(ns.root), ns.config)
 
 
 def _log(ns: argparse.Namespace, config: Config) -> Log:

@@ -3,8 +3,9 @@
 Every login starts the dispatcher three to five times, once per phase, and typically only
 one or two of those phases have hooks. For the others, ``run`` answers "nothing to do"
 having imported only ``os``, ``sys`` and two small modules: it looks for any entry in the
-four layer directories whose name could be a hook, for a config file (which must be
-validated, so it takes the full path), and asks the entry-point cache whether an installed
+four layer directories whose name could be a hook, for a config file or a config drop-in
+(``hookrunner.toml.d/*.toml``) holding more than comments (which must be validated, so it
+takes the full path), and asks the entry-point cache whether an installed
 plugin exists. Anything unusual (``-v``, an unreadable directory, a cold cache) takes the
 full path, which gives the same answer with all the checks and logging.
 """
@@ -14,6 +15,8 @@ from __future__ import annotations
 import os
 
 from .phases import CONFIG, LAYERS, hook_name, pam_items, resolve_phase
+
+DROPIN_DIR = "hookrunner.toml.d"  # dropins.DROPIN_DIR, not imported: most machines have none
 
 EXIT_EMPTY = 4
 
@@ -104,6 +107,29 @@ def _config_is_empty(path: str, root: str) -> bool:
         return False
 
 
+def _dropins_are_empty(root: str) -> bool:
+    """No config fragment in any layer, or only masked and comment-only ones."""
+    for layer in LAYERS:  # the cheap answer first: no hookrunner.toml.d at all
+        try:
+            with os.scandir(os.path.join(root, layer, DROPIN_DIR)) as entries:
+                if any(entry.name.endswith(".toml") for entry in entries):
+                    break
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return False
+    else:
+        return True
+    from .config import ConfigError
+    from .dropins import scan
+
+    try:
+        fragments, _ = scan(root)
+    except ConfigError:
+        return False
+    return all(_config_is_empty(path, root) for path in fragments)
+
+
 def nothing_to_run(ns: RunArgs) -> bool:
     """True only if the phase certainly has no hook, no plugin and no config to check."""
     if ns.verbose:
@@ -127,6 +153,8 @@ def nothing_to_run(ns: RunArgs) -> bool:
             return False
     config = ns.config if ns.config is not None else os.path.join(ns.root, CONFIG)
     if os.path.lexists(config) and not _config_is_empty(config, ns.root):
+        return False
+    if not _dropins_are_empty(ns.root):
         return False
     from .entrypoints import cached
 

@@ -63,6 +63,18 @@ def set_parent_death_signal(signum: int) -> bool:
         return False
 
 
+def adopting() -> bool:
+    """Whether :func:`become_subreaper` made us a subreaper."""
+    return bool(_subreaper)
+
+
+def adopt(on: bool) -> None:
+    """Switch adoption off, and on again, around a fork whose descendants must not become
+    ours (a background hook's supervisor, background.py). Only after become_subreaper()."""
+    if _subreaper:
+        _prctl()(PR_SET_CHILD_SUBREAPER, 1 if on else 0, 0, 0, 0)
+
+
 def _prctl() -> Callable[..., int]:
     """libc's ``prctl``, called through ``_ctypes``, the C module: its ``dlsym`` and
     ``call_function`` need none of the classes ``import ctypes`` builds (~60 types, ``struct``,

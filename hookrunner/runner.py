@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Literal
 
-    Outcome = Literal["ok", "fail", "signal", "timeout", "error", "deny", "refused", "skip"]
+    Outcome = Literal["ok", "fail", "signal", "timeout", "error", "deny", "refused", "skip",
+                      "started"]
 
 DRAIN_SECONDS = 0.05  # after the hook exits, how long leftover output may still trickle in
 # Linux's numbers, the same on every architecture; not `import signal` (its enums are slow).

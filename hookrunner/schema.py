@@ -1,10 +1,11 @@
 """What a hookrunner.toml may contain: validation of the parsed TOML into Config records.
 
-Imported by config.py only when a config file with settings is read (not for a missing or
-comment-only file). Errors name the file, the key and (where TOML lets us find it) the line:
-``/etc/security/hookrunner.toml:7: hook."50-slow".timeout: expected a positive number``.
-``re`` is imported only inside the functions that run after ``tomllib`` or on an error: a
-cached parse is validated without it.
+Imported by dropins.py only when a config file with settings is read (not for a missing or
+comment-only file); it imports config.py (the records), never the other way round. Errors
+name the file, the key and (where TOML lets us find it) the line:
+``/etc/security/hookrunner.toml:7: hook."50-slow".timeout: expected a positive number``;
+with drop-ins, the file that set the key. ``re`` is imported only inside the functions that
+run after ``tomllib`` or on an error: a cached parse is validated without it.
 """
 
 from __future__ import annotations
@@ -22,17 +23,25 @@ from .config import (
 )
 from .phases import PHASES, valid_name
 
+CONDITIONS = frozenset(("services", "users", "groups", "rhosts"))  # conditions.KINDS
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every login pays imports
 if TYPE_CHECKING:
     import os
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from typing import Any
 
+    from .conditions import Conditions
 
-def validate(path: str | os.PathLike[str], text: str, data: Mapping[str, Any]) -> Config:
-    """The Config that ``data`` (the TOML parse of ``text``, read from ``path``) describes;
-    ConfigError names the first problem."""
-    return _Validator(path, text).config(data)
+    Where = Callable[[tuple[str, ...]], tuple[str, str]]
+
+
+def validate(path: str | os.PathLike[str] | None, data: Mapping[str, Any],
+             where: Where | None = None) -> Config:
+    """The Config that ``data`` (the merged TOML parse of the config files; ``path``: the main
+    one) describes; ConfigError names the first problem. ``where(key)`` is the (path, text) of
+    the file that set ``key``, to place an error; without it the error names ``path``."""
+    return _Validator(path, where).config(data)
 
 
 def toml_message(e: Exception, text: str) -> str:
@@ -50,33 +59,38 @@ def toml_message(e: Exception, text: str) -> str:
     return f"{line}: {what[:1].lower()}{what[1:]}"
 
 
+def line_of(text: str, dotted: str) -> int | None:
+    """The line of ``text`` that sets ``dotted`` (as error messages spell a key), if found."""
+    # Best effort: the key's last part, inside the table its other parts name.
+    import re
+
+    *table, last = _split_key(dotted)
+    key_re = re.compile(r'^\s*("?)' + re.escape(last) + r'\1\s*=')
+    current: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):  # only to place an error or a value
+        stripped = line.strip()
+        header = re.match(r"\[\[?(.*?)\]\]?\s*(#.*)?\Z", stripped)
+        if header:
+            current = _split_key(header[1])
+            if current == [*table, last]:
+                return number
+        elif current == table and key_re.match(line):
+            return number
+    return None
+
+
 class _Validator:
-    def __init__(self, path: str | os.PathLike[str], text: str) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None, where: Where | None) -> None:
         self.path = path
-        self.text = text  # split into lines only to place an error: a valid file never is
+        self.where = where
 
     def error(self, key: str, problem: str) -> ConfigError:
-        line = self._line_of(key)
-        where = f"{self.path}:{line}" if line else str(self.path)
-        return ConfigError(f"{where}: {key}: {problem}")
-
-    def _line_of(self, dotted: str) -> int | None:
-        # Best effort: the key's last part, inside the table its other parts name.
-        import re
-
-        *table, last = _split_key(dotted)
-        key_re = re.compile(r'^\s*("?)' + re.escape(last) + r'\1\s*=')
-        current: list[str] = []
-        for number, line in enumerate(self.text.splitlines(), 1):
-            stripped = line.strip()
-            header = re.match(r"\[\[?(.*?)\]\]?\s*(#.*)?\Z", stripped)
-            if header:
-                current = _split_key(header[1])
-                if current == [*table, last]:
-                    return number
-            elif current == table and key_re.match(line):
-                return number
-        return None
+        if self.where is None:
+            source, text = str(self.path), ""
+        else:
+            source, text = self.where(tuple(_split_key(key)))
+        line = line_of(text, key) if text else None
+        return ConfigError(f"{source}:{line}: {key}: {problem}" if line else f"{source}: {key}: {problem}")
 
     def config(self, data: Mapping[str, Any]) -> Config:
         known = {"timeout", "phase_timeout", "kill_grace", "max_output", "pass_env",
@@ -159,7 +173,8 @@ class _Validator:
         if not isinstance(value, dict):
             raise self.error("hook", "expected a table of hooks")
         hooks = {}
-        known = {"timeout", "optional", "runas", "authtok", "show_output", "args"}
+        known = {"timeout", "optional", "runas", "authtok", "show_output", "args", "background",
+                 *CONDITIONS}
         for name, table in value.items():
             prefix = f"hook.{_quote(name)}."
             if not valid_name(name):
@@ -182,8 +197,18 @@ class _Validator:
                 authtok=self.boolean(table, "authtok", prefix),
                 show_output=self.boolean(table, "show_output", prefix),
                 args=tuple(args),
+                conditions=self.conditions(table, prefix) if not CONDITIONS.isdisjoint(table) else None,
+                background=self.boolean(table, "background", prefix),
             )
         return hooks
+
+    def conditions(self, table: Mapping[str, Any], prefix: str) -> Conditions:
+        from .conditions import ConditionError, from_table  # only for a hook with conditions
+
+        try:
+            return from_table(table)
+        except ConditionError as e:
+            raise self.error(prefix + e.kind, e.problem) from None
 
 
 _ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
@@ -195,6 +220,9 @@ def _quote(key: str) -> str:
         return key
     return '"' + "".join(_ESCAPES.get(c) or (c if c.isprintable() else f"\\U{ord(c):08x}")
                          for c in key) + '"'
+
+
+quote_key = _quote
 
 
 def _split_key(dotted: str) -> list[str]:

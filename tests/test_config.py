@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hookrunner.config import Config, ConfigError, HookConfig, PhaseConfig, load_config
+from hookrunner.config import Config, ConfigError, HookConfig, PhaseConfig
+from hookrunner.dropins import load_config
 
 
 def load(tmp_path: Path, text: str | bytes) -> Config:

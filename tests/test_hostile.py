@@ -34,8 +34,9 @@ from hooktree import environ, run_hookrunner
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from hookrunner.config import Config, ConfigError, load_config
+from hookrunner.config import Config, ConfigError
 from hookrunner.discovery import discover
+from hookrunner.dropins import load_config
 from hookrunner.environment import FIXED_PATH, hook_environment
 from hookrunner.log import Log, escape
 

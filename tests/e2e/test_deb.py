@@ -47,6 +47,8 @@ PHASES = ("onauth", "onaccount", "onpasswd", "onsessionopen", "onsessionclose")
 EXAMPLE = "hookrunner-hook-example"
 EXAMPLE_HOOK = Path("/usr/lib/hookrunner/onsessionopen.d/50-example")
 EXAMPLE_MASK = Path("/etc/security/onsessionopen.d/50-example")
+EXAMPLE_FRAGMENT = Path("/usr/lib/hookrunner/hookrunner.toml.d/50-example.toml")
+EXAMPLE_FRAGMENT_MASK = Path("/etc/security/hookrunner.toml.d/50-example.toml")
 EXAMPLE_DATA = Path("/var/lib/hookrunner-hook-example")
 EXAMPLE_USERS = EXAMPLE_DATA / "users"
 
@@ -58,10 +60,11 @@ OWNED = (
     Path("/usr/lib/hookrunner"), Path("/var/cache/hookrunner"),
     Path("/usr/share/doc/hookrunner"), Path("/usr/share/doc/libpam-hookrunner"),
     Path("/usr/share/man/man8/hookrunner.8.gz"), Path("/usr/share/man/man5/hookrunner.toml.5.gz"),
-    EXAMPLE_HOOK, EXAMPLE_DATA,
+    EXAMPLE_HOOK, EXAMPLE_FRAGMENT, EXAMPLE_DATA,
     Path("/lib/systemd/system/hookrunner.socket"), Path("/lib/systemd/system/hookrunner.service"),
 )
-PHASE_DIRS = tuple(Path(f"/etc/security/{p}.d") for p in PHASES)
+# The administrator's layer directories (dpkg removes them at purge when empty).
+PHASE_DIRS = (*(Path(f"/etc/security/{p}.d") for p in PHASES), Path("/etc/security/hookrunner.toml.d"))
 
 # Debian's tools and python3, whatever pyenv or venv is first on the caller's PATH.
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")} | {
@@ -289,7 +292,7 @@ def test_install_changes_no_login_stack_and_runs_through_pam(
     assert {p: guard.saved[p] for p in guard.saved if p.parent == rig.PAM_D} == \
         {p: p.read_bytes() for p in guard.saved if p.parent == rig.PAM_D}
     assert "Default: no" in PROFILE.read_text()
-    for phase in PHASES:
+    for phase in (*PHASES, "hookrunner.toml"):
         assert Path(f"/etc/security/{phase}.d").is_dir()
         assert Path(f"/usr/lib/hookrunner/{phase}.d").is_dir()
     # The shipped config is valid: no problem but, on a machine without syslog, that one.
@@ -454,6 +457,19 @@ def test_example_package_hook_order_mask_upgrade_and_removal(
     # Its place in the order: between the admin's 40-… and 60-…, whichever layer they are in.
     assert session() == [f"before {user}", user, f"after {user}"]
 
+    # Its settings come from the package's config drop-in, which the admin can mask.
+    assert EXAMPLE_FRAGMENT.is_file()
+    shown = run([HOOKRUNNER, "config"]).stdout
+    assert f"timeout = 5  # {EXAMPLE_FRAGMENT}:11" in shown, shown
+    assert f'services = ["!cron"]  # {EXAMPLE_FRAGMENT}:13' in shown, shown
+    cron = next(e for e in list_json("onsessionopen", "--service", "cron") if e["name"] == "50-example")
+    assert cron["action"] == "skip" and "excluded by !cron" in cron["reason"], cron
+    guard.track(EXAMPLE_FRAGMENT_MASK)
+    EXAMPLE_FRAGMENT_MASK.symlink_to("/dev/null")
+    assert "timeout = 5" not in run([HOOKRUNNER, "config"]).stdout
+    assert example_entry() == entry  # the hook itself is not masked by that
+    EXAMPLE_FRAGMENT_MASK.unlink()
+
     # The admin masks it; the mask holds, and survives the upgrade to 1.1.
     EXAMPLE_MASK.symlink_to("/dev/null")
     entry = example_entry()
@@ -471,7 +487,7 @@ def test_example_package_hook_order_mask_upgrade_and_removal(
 
     # Removing the package removes the hook; purging removes its data.
     run(["apt-get", "remove", "-y", EXAMPLE], timeout=300)
-    assert not EXAMPLE_HOOK.exists()
+    assert not EXAMPLE_HOOK.exists() and not EXAMPLE_FRAGMENT.exists()
     assert example_entry() is None
     assert session() == [f"before {user}", f"after {user}"]
     run(["apt-get", "purge", "-y", EXAMPLE], timeout=300)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 
-from .dropins import Merged, config_files, load, parse, read, scan
+from .dropins import config_files, load, read, scan
 from .safety import printable
 from .schema import line_of, validate
 from .schema import quote_key as _quote
+from .tomlmerge import Merged, parse
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -10,9 +10,9 @@ safety rules (``safety.read_checked``) and is parsed from the bytes that were ch
 
 The merged parse is kept in ``var/cache/hookrunner/config`` (below ``--root``) next to every
 file's path and exact bytes: a change to any file, a file added, masked or removed, is a
-different key. Validation (schema.py) runs on every load, cached or not; ``tomllib`` (13 ms)
-and ``re`` only when something changed. This module imports config.py and, lazily,
-schema.py; neither imports it.
+different key. Validation (schema.py) runs on every load, cached or not; ``tomllib`` (13 ms),
+``re`` and the merge (tomlmerge.py) only when something changed. This module imports
+config.py and, lazily, schema.py and tomlmerge.py; none of them imports it.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from .phases import CONFIG, LAYERS, valid_name
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every login pays imports
 if TYPE_CHECKING:
     from typing import Any
-
-    Origins = dict[tuple[str, ...], int]
 
 DROPIN_DIR = "hookrunner.toml.d"
 SUFFIX = ".toml"
@@ -153,6 +151,8 @@ def parse_files(files: list[tuple[str, bytes]], *, path: str | os.PathLike[str] 
                 return validate(path, data)
             except ConfigError:
                 pass  # validated once; a newer hookrunner may say otherwise: place the error
+    from .tomlmerge import parse  # tomllib: only when a file changed
+
     merged = parse(files)
     config = validate(path, merged.data, merged.where)
     if cache is not None:  # only a valid config is worth keeping
@@ -163,6 +163,7 @@ def parse_files(files: list[tuple[str, bytes]], *, path: str | os.PathLike[str] 
 def locate(root: str, main: str | os.PathLike[str] | None, key: tuple[str, ...]) -> str:
     """``PATH:LINE`` of the file that set ``key`` (for an error found after validation)."""
     from .schema import line_of, quote_key
+    from .tomlmerge import parse
 
     try:
         files = config_files(root, None if main is None else os.fspath(main))
@@ -172,74 +173,6 @@ def locate(root: str, main: str | os.PathLike[str] | None, key: tuple[str, ...])
         return os.fspath(main or os.path.join(root, CONFIG))
     line = line_of(text, ".".join(map(quote_key, key)))
     return f"{path}:{line}" if line else path
-
-
-class Merged:
-    """The merged parse: ``data``, and for every key path the index (in ``paths``/``texts``)
-    of the file its value came from."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, Any] = {}
-        self.origins: Origins = {}
-        self.paths: list[str] = []
-        self.texts: list[str] = []
-
-    def where(self, key: tuple[str, ...]) -> tuple[str, str]:
-        """(path, text) of the file that set ``key`` (or, failing that, its nearest table)."""
-        while key and key not in self.origins:
-            key = key[:-1]
-        index = self.origins.get(key, len(self.paths) - 1)
-        return self.paths[index], self.texts[index]
-
-
-def parse(files: list[tuple[str, bytes]]) -> Merged:
-    """Parse each file that holds more than comments with tomllib, and merge them in order."""
-    import tomllib
-
-    from .quick import only_comments
-    from .schema import toml_message
-
-    merged = Merged()
-    for path, raw in files:
-        if only_comments(raw):
-            continue
-        try:
-            text = raw.decode("utf-8")
-            data = tomllib.loads(text)
-        except UnicodeDecodeError as e:
-            raise ConfigError(f"{path}: not UTF-8 (byte {e.start})") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}:{toml_message(e, text)}") from None
-        except RecursionError:  # tomllib recurses into nested arrays and inline tables
-            raise ConfigError(f"{path}: values nested too deeply") from None
-        merged.paths.append(path)
-        merged.texts.append(text)
-        merge(merged.data, data, len(merged.paths) - 1, merged.origins)
-    return merged
-
-
-def merge(into: dict[str, Any], data: dict[str, Any], index: int, origins: Origins,
-          prefix: tuple[str, ...] = ()) -> None:
-    """Apply ``data`` over ``into``: tables key by key, any other value replaced whole."""
-    for key, value in data.items():
-        here = (*prefix, key)
-        origins[here] = index
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            merge(into[key], value, index, origins, here)
-            continue
-        if isinstance(into.get(key), dict):  # a table replaced by a value: forget its keys
-            for old in [k for k in origins if len(k) > len(here) and k[:len(here)] == here]:
-                del origins[old]
-        into[key] = value
-        if isinstance(value, dict):
-            _mark(value, index, origins, here)
-
-
-def _mark(table: dict[str, Any], index: int, origins: Origins, prefix: tuple[str, ...]) -> None:
-    for key, value in table.items():
-        origins[(*prefix, key)] = index
-        if isinstance(value, dict):
-            _mark(value, index, origins, (*prefix, key))
 
 
 def _cached_parse(cache: str, root: str, files: list[tuple[str, bytes]]) -> dict[str, Any] | None:

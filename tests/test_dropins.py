@@ -114,6 +114,7 @@ def test_the_parse_cache_covers_every_file_of_the_set(hooktree: HookTree) -> Non
     assert (hooktree.root / CACHE).stat().st_mode & 0o077 == 0
     status, imports = _importtime(hooktree)  # cached: no TOML parser, no re
     assert status == 0 and "tomllib" not in imports and " re\n" not in imports
+    assert "hookrunner.tomlmerge" not in imports
     # A change in a fragment is seen:
     vendor.write_text('[hook."10-slow"]\ntimeout = 0.3\noptional = false\n')
     status, imports = _importtime(hooktree)

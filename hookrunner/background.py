@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
     from .config import Config
     from .discovery import Candidate
-    from .dispatch import Dispatch
     from .log import Log
     from .phases import Phase
     from .runner import HookResult
@@ -67,21 +66,6 @@ def refuse(phase: Phase, candidates: Sequence[Candidate], config: Config, root: 
 
                 where = locate(root, config.path, ("hook", candidate.name, "background"))
                 raise ConfigError(f"{where}: {problem}")
-
-
-def start_hook(dispatch: Dispatch, candidate: Candidate, timeout: float, real: str) -> HookResult:
-    """Start ``candidate`` (an executable that passed the safety rules, at ``real``) under a
-    supervisor that runs it as the dispatcher would and writes its one record."""
-
-    def run() -> HookResult:
-        dispatch._inherited = []  # the supervisor closed every descriptor above 2
-        return dispatch.run_exec(candidate, timeout, real)
-
-    def report(result: HookResult, log: Log) -> None:
-        dispatch.log = log
-        dispatch.report(candidate, result, False, background=True)
-
-    return start(run, report, dispatch.log)
 
 
 def start(run: Callable[[], HookResult], report: Callable[[HookResult, Log], None],

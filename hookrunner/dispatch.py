@@ -233,15 +233,27 @@ class Dispatch:
         try:
             if candidate.kind == "exec":
                 real = checked.real if checked else candidate.path
-                if self.config.hook(candidate.name).background:  # a supervisor outlives us
-                    from . import background
-
-                    return background.start_hook(self, candidate, timeout, real)
+                if self.config.hook(candidate.name).background:
+                    return self.start_background(candidate, timeout, real)
                 return self.run_exec(candidate, timeout, real)
             return self.run_plugin(candidate, timeout, checked.fd if checked else None)
         finally:
             if checked is not None:
                 os.close(checked.fd)
+
+    def start_background(self, candidate: Candidate, timeout: float, real: str) -> HookResult:
+        """Started by a supervisor that outlives us, runs it as run_exec would, writes its record."""
+        from . import background
+
+        def run() -> HookResult:
+            self._inherited = []  # the supervisor closed every descriptor above 2
+            return self.run_exec(candidate, timeout, real)
+
+        def report(result: HookResult, log: Log) -> None:
+            self.log = log
+            self.report(candidate, result, False, background=True)
+
+        return background.start(run, report, self.log)
 
     def run_exec(self, candidate: Candidate, timeout: float, real: str) -> HookResult:
         hook_cfg = self.config.hook(candidate.name)

@@ -12,7 +12,8 @@ The merged parse is kept in ``var/cache/hookrunner/config`` (below ``--root``) n
 file's path and exact bytes: a change to any file, a file added, masked or removed, is a
 different key. Validation (schema.py) runs on every load, cached or not; ``tomllib`` (13 ms),
 ``re`` and the merge (tomlmerge.py) only when something changed. This module imports
-config.py and, lazily, schema.py and tomlmerge.py; none of them imports it.
+config.py and, lazily, quick.py (``only_comments``), schema.py and tomlmerge.py; none of
+them imports it (quick.py judges fragments on its own, without the merge by name).
 """
 
 from __future__ import annotations

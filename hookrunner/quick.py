@@ -108,26 +108,29 @@ def _config_is_empty(path: str, root: str) -> bool:
 
 
 def _dropins_are_empty(root: str) -> bool:
-    """No config fragment in any layer, or only masked and comment-only ones."""
-    for layer in LAYERS:  # the cheap answer first: no hookrunner.toml.d at all
+    """No config fragment in any layer that could set anything: every ``*.toml`` entry is a
+    mask (a symlink to /dev/null, an empty file) or holds only comments. Judged entry by
+    entry, without the merge by name (dropins.py): a fragment masked by a higher layer's
+    mask is read here anyway; if it holds settings, the full path gives the answer."""
+    for layer in LAYERS:
+        directory = os.path.join(root, layer, DROPIN_DIR)
         try:
-            with os.scandir(os.path.join(root, layer, DROPIN_DIR)) as entries:
-                if any(entry.name.endswith(".toml") for entry in entries):
-                    break
+            with os.scandir(directory) as entries:
+                names = [entry.name for entry in entries if entry.name.endswith(".toml")]
         except FileNotFoundError:
             continue
         except OSError:
             return False
-    else:
-        return True
-    from .config import ConfigError
-    from .dropins import scan
-
-    try:
-        fragments, _ = scan(root)
-    except ConfigError:
-        return False
-    return all(_config_is_empty(path, root) for path in fragments)
+        for name in names:
+            path = os.path.join(directory, name)
+            try:
+                if os.path.realpath(path) == "/dev/null" or os.stat(path).st_size == 0:
+                    continue
+            except OSError:
+                return False
+            if not _config_is_empty(path, root):
+                return False
+    return True
 
 
 def nothing_to_run(ns: RunArgs) -> bool:

@@ -33,7 +33,7 @@ def wait_for(predicate: object, timeout: float = 15.0) -> bool:
 
 
 def log(tree: HookTree) -> str:
-    path = tree.out / "log"
+    path = tree.root / "log"
     return path.read_text() if path.exists() else ""
 
 
@@ -47,7 +47,7 @@ def alive(pid: int) -> bool:
 
 def setup(tree: HookTree, seconds: float, timeout: float, *, extra: str = "") -> None:
     tree.hook("onsessionopen", "10-bg", SLEEPER.format(out=tree.out, name="10-bg", seconds=seconds))
-    tree.config(f'log_file = "{tree.out}/log"\nkill_grace = 0.2\n'
+    tree.config(f'log_file = "{tree.root}/log"\nkill_grace = 0.2\n'
                 f'[hook."10-bg"]\nbackground = true\ntimeout = {timeout}\n{extra}')
 
 
@@ -86,7 +86,7 @@ def test_a_background_hook_that_overruns_is_killed_at_its_timeout(hooktree: Hook
 
 def test_a_failing_background_hook_never_fails_the_phase(hooktree: HookTree) -> None:
     hooktree.hook("onsessionclose", "10-fail", "#!/bin/sh\nexit 7\n")
-    hooktree.config(f'log_file = "{hooktree.out}/log"\n[hook."10-fail"]\nbackground = true\n')
+    hooktree.config(f'log_file = "{hooktree.root}/log"\n[hook."10-fail"]\nbackground = true\n')
     proc = hooktree.run("run", "onsessionclose")
     assert proc.returncode == 0, proc.stderr
     assert wait_for(lambda: "onsessionclose.d/10-fail exited with status 7" in log(hooktree))

@@ -177,14 +177,14 @@ def test_a_hook_whose_conditions_fail_is_not_started_and_not_a_failure(hooktree:
     hooktree.hook("onauth", "10-rec", recorder(hooktree, "10-rec"))
     hooktree.hook("onauth", "20-plugin.py", f"open({str(hooktree.out / 'imported')!r}, 'w').close()\n",
                   mode=0o644)
-    hooktree.config(f'log_file = "{hooktree.out}/log"\n'
+    hooktree.config(f'log_file = "{hooktree.root}/log"\n'
                     '[hook."10-rec"]\nusers = ["!root"]\nservices = ["sshd"]\n'
                     '[hook."20-plugin"]\nrhosts = ["192.0.2.0/24"]\n')
     env = {"PAM_USER": "root", "PAM_SERVICE": "sshd", "PAM_RHOST": "198.51.100.1"}
     proc = hooktree.run("run", "onauth", "-v", env=env)
     assert proc.returncode == 0, proc.stderr
     assert not (hooktree.out / "10-rec").exists() and not (hooktree.out / "imported").exists()
-    log = (hooktree.out / "log").read_text()
+    log = (hooktree.root / "log").read_text()
     assert "onauth.d/10-rec skipped: condition users: excluded by !root user=root" in log
     assert ("onauth.d/20-plugin skipped: condition rhosts: rhost 198.51.100.1 is not one of "
             "192.0.2.0/24") in log

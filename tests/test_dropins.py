@@ -42,7 +42,7 @@ def mask(root: Path, layer: str, name: str) -> Path:
 
 
 def records(tree: HookTree) -> str:
-    log = tree.out / "log"
+    log = tree.root / "log"
     return log.read_text() if log.exists() else ""
 
 
@@ -50,7 +50,7 @@ def records(tree: HookTree) -> str:
 
 def test_a_vendor_fragment_timeout_applies_and_the_admin_masks_it(hooktree: HookTree) -> None:
     hooktree.hook("onsessionopen", "50-slow", "#!/bin/sh\nsleep 2\n")
-    hooktree.config(f'log_file = "{hooktree.out}/log"\nkill_grace = 0.1\n')
+    hooktree.config(f'log_file = "{hooktree.root}/log"\nkill_grace = 0.1\n')
     fragment(hooktree.root, VENDOR, "50-slow.toml", '[hook."50-slow"]\ntimeout = 0.3\n')
     proc = hooktree.run("run", "onsessionopen")
     assert proc.returncode == 1, proc.stderr
@@ -139,7 +139,7 @@ def test_comment_only_fragments_keep_the_empty_phase_fast(hooktree: HookTree) ->
     hooktree.run("run", "onsessionopen")  # warms the entry-point cache
     status, imports = _importtime(hooktree)
     assert status == 0
-    for heavy in ("hookrunner.cli", "hookrunner.dispatch", "tomllib"):
+    for heavy in ("hookrunner.cli", "hookrunner.dispatch", "hookrunner.dropins", "tomllib"):
         assert heavy not in imports, heavy
     fragment(hooktree.root, VENDOR, "50-v.toml", "timeout = -1\n")  # now it must be validated
     status, imports = _importtime(hooktree)

@@ -86,7 +86,7 @@ def test_a_fifo_does_not_hang_the_dispatcher_and_gets_nothing(t: Tree, reader: b
     r = check(t)
     assert r.returncode == 1
     assert r.stdout.decode().splitlines() == [
-        f"{t.root}/etc/security/hookrunner.toml: log_file {fifo} {NOT_USED}{fifo} is not a regular file"]
+        f"{t.root}/etc/security/hookrunner.toml:1: log_file {fifo} {NOT_USED}{fifo} is not a regular file"]
 
 
 @pytest.mark.parametrize(("owner", "mode", "reason"), [

@@ -67,6 +67,7 @@ def scan(root: str) -> tuple[list[str], list[tuple[str, str]]]:
                 winner = found[file_name]
                 passed.append((path, f"overridden by {winner}" if winner else "masked"))
             elif _masks(path):
+                _check_mask(path, root)
                 found[file_name] = None
                 passed.append((path, "masks this name"))
             else:
@@ -83,6 +84,16 @@ def _masks(path: str) -> bool:
         return os.stat(path).st_size == 0 and not os.path.isdir(path)
     except OSError:
         return False  # read_checked says what is wrong with it
+
+
+def _check_mask(path: str, root: str) -> None:
+    """A mask must pass the rules a fragment must pass (as hook masks do, discovery.py):
+    else anyone who could write there could switch a package's settings off."""
+    from .safety import check_mask
+
+    problem = check_mask(path, root)
+    if problem is not None:
+        raise ConfigError(f"{path}: refused: unsafe mask: {problem}")
 
 
 def config_files(root: str, main: str | None = None) -> list[str]:

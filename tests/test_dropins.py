@@ -254,3 +254,20 @@ def test_the_winner_is_the_last_effective_fragment_in_name_order(entries: list[t
         values = [v for _, (_, v) in sorted(effective.items(), key=lambda kv: kv[0].encode())
                   if v not in ("mask", "empty")]
         assert load(str(root)).timeout == (float(values[-1]) if values else 10.0)
+
+
+def test_a_mask_others_could_have_made_is_refused(hooktree: HookTree) -> None:
+    # As for hook masks: a mask must pass the rules, or anyone who can write a layer
+    # directory could switch a package's settings off. Here the fast path (no hook) agrees.
+    fragment(hooktree.root, VENDOR, "50-v.toml", "timeout = 5\n")
+    path = fragment(hooktree.root, RUNTIME, "50-v.toml", "")
+    os.chown(path, 65534, 65534)
+    for phase_has_hook in (False, True):
+        if phase_has_hook:
+            hooktree.hook("onsessionopen", "10-ok")
+        proc = hooktree.run("run", "onsessionopen")
+        assert proc.returncode == 3, proc.stderr
+        assert f"{path}: refused: unsafe mask: file {path} is owned by uid 65534" in proc.stderr.decode()
+    os.chown(path, 0, 0)
+    assert hooktree.run("run", "onsessionopen").returncode == 0
+    assert load(str(hooktree.root)).timeout == 10  # masked

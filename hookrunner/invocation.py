@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .config import Config
+from .config import Config, ConfigError
 from .phases import Phase, phase_words, resolve_phase
 from .privileges import PrivilegeError
 from .quick import EXIT_EMPTY

@@ -191,3 +191,21 @@ def test_the_supervisor_is_not_among_the_leftovers_the_dispatcher_kills(hooktree
     assert wait_for(lambda: not alive(slow), timeout=5)  # what it ran in the foreground: killed
     assert wait_for(lambda: "onsessionopen.d/10-bg exited with status 0" in log(hooktree))
     assert (hooktree.out / "10-bg.done").read_text() == "done alice\n"
+
+
+def test_a_background_hook_through_the_warm_dispatcher(hooktree: HookTree) -> None:
+    # hookrunner serve: the request's child is a subreaper from the start and the module
+    # waits for its status on the connection; the supervisor holds neither, and is not
+    # adopted by the request's child nor by the daemon.
+    from servetool import ask, served
+
+    hooktree.hook("onsessionopen", "05-fg")
+    setup(hooktree, seconds=1.5, timeout=10)
+    with served() as daemon:
+        start = time.monotonic()
+        reply = ask(daemon.socket, "onsessionopen", {b"PAM_USER": b"alice"}, root=hooktree.root)
+        assert reply.status == 0
+        assert time.monotonic() - start < 1.2
+        assert not (hooktree.out / "10-bg.done").exists()
+        assert wait_for(lambda: "onsessionopen.d/10-bg exited with status 0" in log(hooktree))
+    assert (hooktree.out / "10-bg.done").read_text() == "done alice\n"

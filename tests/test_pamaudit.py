@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hookrunner.pamaudit import audit_pam_dir
+from hookrunner.pamconf import TYPES, Reader
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = "/usr/lib/python3/dist-packages/hookrunner/__main__.py"
@@ -23,6 +24,18 @@ READENV = (
     "can put LD_PRELOAD into a root hook's environment)"
 )
 ENV_LINE = "session required pam_env.so user_readenv=1 envfile=/etc/default/locale"
+# Debian 12's /etc/pam.d/common-* as pam-auth-update writes them (the primary block).
+DEBIAN = {
+    "common-auth": "auth [success=1 default=ignore] pam_unix.so nullok\n"
+                   "auth requisite pam_deny.so\nauth required pam_permit.so\n",
+    "common-account": "account [success=1 new_authtok_reqd=done default=ignore] pam_unix.so\n"
+                      "account requisite pam_deny.so\naccount required pam_permit.so\n",
+    "common-password": "password [success=1 default=ignore] pam_unix.so obscure yescrypt\n"
+                       "password requisite pam_deny.so\npassword required pam_permit.so\n",
+    "common-session": "session [default=1] pam_permit.so\nsession requisite pam_deny.so\n"
+                      "session required pam_permit.so\nsession required pam_unix.so\n",
+}
+INCLUDES = "".join(f"@include {name}\n" for name in DEBIAN)  # 4 lines
 
 
 @pytest.fixture
@@ -63,12 +76,22 @@ def test_safe_stack_has_no_problem(tmp_path: Path, root: Path) -> None:
     svc = (
         "@include common-auth\n"
         f"auth optional {HOOK} onauth\n"
+        f"auth [success=ok default=ignore] {HOOK} onauth\n"
+        f"auth required {HOOK} onauth\n"
+        f"auth requisite {HOOK} onauth\n"
+        f"auth [success=ok new_authtok_reqd=ok ignore=ignore default=die] {HOOK} onauth\n"
+        "@include common-account\n"
+        f"account optional {HOOK} onaccount\n"
+        f"account [default=bad success=ok] {HOOK} onaccount\n"
         f"session optional pam_exec.so quiet type=open_session {DISPATCH} onsessionopen\n"
+        f"session required pam_exec.so quiet type=close_session {DISPATCH} onsessionclose\n"
         "session required pam_env.so readenv=1\n"
         "session required pam_env.so user_readenv=0\n"
+        "session required pam_env.so [user_readenv=0]\n"
+        "session required pam_env.so [user_readenv=1 envfile=/etc/default/locale] user_readenv=0\n"
+        "session required pam_env.so [envfile=/etc/x user_readenv=1]\n"  # one odd envfile=
     )
-    common = "auth [success=1 default=ignore] pam_unix.so nullok\nauth requisite pam_deny.so\n"
-    assert audit(tmp_path, root, {"svc": svc, "common-auth": common}) == []
+    assert audit(tmp_path, root, {"svc": svc, **DEBIAN}) == []
 
 
 def test_user_readenv_without_hookrunner_is_not_flagged(tmp_path: Path) -> None:
@@ -76,17 +99,17 @@ def test_user_readenv_without_hookrunner_is_not_flagged(tmp_path: Path) -> None:
     assert audit(tmp_path, None, {"svc": svc}) == []
 
 
-def stock_pam_d(into: Path) -> Path:
-    """A copy of /etc/pam.d without the hookrunner-test-* services that other runs' rigs put
-    there for a while (and a killed run leaves behind): the machine's stack, not theirs."""
-    shutil.copytree("/etc/pam.d", into, ignore=shutil.ignore_patterns("hookrunner-test-*"))
-    return into
+def real_pam_d(tmp_path: Path) -> Path:
+    """A copy of this machine's /etc/pam.d without other test runs' temporary services."""
+    if not Path("/etc/pam.d/sshd").is_file():
+        pytest.skip("no /etc/pam.d/sshd on this machine (openssh-server not installed)")
+    pam_dir = tmp_path / "pam.d"
+    shutil.copytree("/etc/pam.d", pam_dir, ignore=shutil.ignore_patterns("hookrunner-test-*"))
+    return pam_dir
 
 
 def test_real_etc_pam_d_has_no_problem(tmp_path: Path) -> None:
-    if not Path("/etc/pam.d/sshd").is_file():
-        pytest.skip("no /etc/pam.d/sshd on this machine (openssh-server not installed)")
-    assert audit_pam_dir(stock_pam_d(tmp_path / "pam.d")) == []
+    assert audit_pam_dir(real_pam_d(tmp_path)) == []
 
 
 def test_missing_pam_dir_is_one_problem(tmp_path: Path) -> None:
@@ -99,11 +122,8 @@ def test_missing_pam_dir_is_one_problem(tmp_path: Path) -> None:
 
 
 def test_real_sshd_plus_hookrunner_session_line_is_flagged(tmp_path: Path, root: Path) -> None:
-    sshd = Path("/etc/pam.d/sshd")
-    if not sshd.is_file():
-        pytest.skip("no /etc/pam.d/sshd on this machine (openssh-server not installed)")
-    pam_dir = stock_pam_d(tmp_path / "pam.d")
-    text = sshd.read_text()
+    pam_dir = real_pam_d(tmp_path)
+    text = (pam_dir / "sshd").read_text()
     lines = text.splitlines()
     env_line = next(i for i, s in enumerate(lines, 1) if re.match(r"session.*user_readenv=1", s))
     (pam_dir / "sshd").write_text(f"{text}session optional {HOOK} onsessionopen\n")
@@ -120,15 +140,46 @@ def test_user_readenv_in_another_phase_is_flagged(tmp_path: Path, root: Path) ->
     assert audit(tmp_path, root, {"svc": svc}) == [f"{at(tmp_path, 'svc', 1)}: {READENV}"]
 
 
-@pytest.mark.parametrize("value", ["1", "2", "01", "+1", "1x"])
+@pytest.mark.parametrize("value", ["1", "2", "01", "+1", "1x", "-1", "99999999999999999999",
+                                   "4294967297", "1 envfile=/etc/default/locale"])
 def test_user_readenv_values_atoi_reads_as_nonzero(tmp_path: Path, root: Path, value: str) -> None:
     svc = f"session optional {HOOK} x\nsession required pam_env.so user_readenv={value}\n"
     assert audit(tmp_path, root, {"svc": svc}) == [f"{at(tmp_path, 'svc', 2)}: {READENV}"]
 
 
-@pytest.mark.parametrize("value", ["0", "", "yes", "-0"])
+@pytest.mark.parametrize("value", ["0", "", "yes", "-0", "4294967296", "\u0661", "\u00a01", "=1"])
 def test_user_readenv_values_atoi_reads_as_zero(tmp_path: Path, root: Path, value: str) -> None:
     svc = f"session optional {HOOK} x\nsession required pam_env.so user_readenv={value}\n"
+    assert audit(tmp_path, root, {"svc": svc}) == []
+
+
+@pytest.mark.parametrize("args", [
+    "[user_readenv=1]", "[user_readenv=1 envfile=/etc/default/locale]", "readenv=1 [user_readenv=1]",
+    "[user_readenv= 1]", "[user_readenv=\t+1]",
+    "[user_readenv=0] user_readenv=1", "[user_readenv=\\]1]", "user_readenv=0 [user_readenv=1]",
+])
+def test_bracketed_user_readenv_is_flagged(tmp_path: Path, root: Path, args: str) -> None:
+    """Linux-PAM takes ``[...]`` arguments apart before pam_env sees them (``\\]`` is ``]``)."""
+    svc = f"session optional {HOOK} x\nsession required pam_env.so {args}\n"
+    if "\\]" in args:  # "[user_readenv=\\]1]" is "user_readenv=]1": atoi reads 0
+        assert audit(tmp_path, root, {"svc": svc}) == []
+    else:
+        assert audit(tmp_path, root, {"svc": svc}) == [f"{at(tmp_path, 'svc', 2)}: {READENV}"]
+
+
+@pytest.mark.parametrize("args", [
+    "[envfile=/etc/default/locale user_readenv=1]",  # one envfile= argument, no user_readenv
+    "[user_readenv=1] user_readenv=0", "[ user_readenv=1]", "[User_readenv=1]",
+])
+def test_bracketed_user_readenv_that_pam_env_does_not_read(tmp_path: Path, root: Path, args: str) -> None:
+    svc = f"session optional {HOOK} x\nsession required pam_env.so {args}\n"
+    assert audit(tmp_path, root, {"svc": svc}) == []
+
+
+def test_user_readenv_on_a_line_libpam_refuses_is_not_flagged(tmp_path: Path, root: Path) -> None:
+    """An unknown type (``--session``: one dash only is taken off) installs a failing
+    handler: pam_env never runs there."""
+    svc = f"session optional {HOOK} x\n--session required pam_env.so user_readenv=1\n"
     assert audit(tmp_path, root, {"svc": svc}) == []
 
 
@@ -205,27 +256,176 @@ def test_each_problem_is_reported_once(tmp_path: Path, root: Path) -> None:
 # --- (b) sufficient ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "control", ["sufficient", "Sufficient", "[success=done default=ignore]", "[default=bad success=done]"]
-)
-def test_sufficient_is_flagged(tmp_path: Path, root: Path, control: str) -> None:
-    problems = audit(tmp_path, root, {"svc": f"auth {control} {HOOK} onauth\n"})
-    assert problems == [
-        f"{at(tmp_path, 'svc', 1)}: hookrunner line is '{control.lower()}' (a hook's success "
-        "would skip the rest of the stack, e.g. the password check; use optional)"
-    ]
+SKIPS = "a hook's success would skip the rest of the stack, e.g. the password check; use optional"
+ALONE = ("a hook's success alone would let the stack pass: no module before it has decided and none "
+         "after it must succeed; put it after the modules that decide, e.g. after @include common-auth")
 
 
-@pytest.mark.parametrize(
-    "control", ["optional", "required", "requisite", "[success=ok default=ignore]", "[default=1]"]
-)
-def test_other_controls_are_not_flagged(tmp_path: Path, root: Path, control: str) -> None:
-    assert audit(tmp_path, root, {"svc": f"auth {control} {HOOK} onauth\n"}) == []
+def controls_after_common_auth(tmp_path: Path, root: Path, control: str) -> list[str]:
+    """The problems of a hookrunner line with ``control`` after Debian's common-auth (where
+    an ``ok`` hook never decides), with the line number dropped."""
+    where = f"{at(tmp_path, 'svc', 2)}: "
+    problems = audit(tmp_path, root, {"svc": f"@include common-auth\nauth {control} {HOOK} x\n",
+                                      **DEBIAN})
+    assert all(p.startswith(f"{where}hookrunner line is '{control}' (") for p in problems), problems
+    return [p.removeprefix(f"{where}hookrunner line is '{control}' (")[:-1] for p in problems]
 
 
-def test_sufficient_non_hookrunner_line_is_not_flagged(tmp_path: Path, root: Path) -> None:
-    svc = f"auth sufficient pam_unix.so\nauth optional {HOOK} onauth\n"
-    assert audit(tmp_path, root, {"svc": svc}) == []
+@pytest.mark.parametrize("control", [
+    "sufficient", "Sufficient", "SUFFICIENT", "[success=done default=ignore]",
+    "[default=bad success=done]", "[default=done]", "success=done", "[ success = done ]",
+    "[new_authtok_reqd=ok default=done]", "[success=done\tdefault=ignore]",
+])
+def test_success_that_ends_the_stack_is_flagged(tmp_path: Path, root: Path, control: str) -> None:
+    assert controls_after_common_auth(tmp_path, root, control) == [SKIPS]
+
+
+def test_sufficient_is_flagged_alone_too(tmp_path: Path, root: Path) -> None:
+    """Where it is the only line (and where it is the last one: an "ok" would be fine there)."""
+    problems = audit(tmp_path, root, {"svc": f"auth sufficient {HOOK} onauth\n"})
+    assert problems == [f"{at(tmp_path, 'svc', 1)}: hookrunner line is 'sufficient' ({SKIPS})"]
+
+
+@pytest.mark.parametrize(("control", "modules"), [
+    ("[success=1 default=ignore]", 1), ("[default=1]", 1), ("[success=2]", 2),
+    ("[default=ignore success=12]", 12), ("success=3", 3),
+])
+def test_success_that_jumps_is_flagged(tmp_path: Path, root: Path, control: str,
+                                       modules: int) -> None:
+    jump = (f"a hook's success would jump over the next {modules} module(s), e.g. the password "
+            "check; use optional")
+    failure = (f"a hook's failure (system_err, ignore, auth_err and 28 more) would jump over the "
+               f"next {modules} module(s) without failing the stack; use optional")
+    expected = [jump, failure] if control.startswith("[default=1") else [jump]
+    assert controls_after_common_auth(tmp_path, root, control) == expected
+
+
+@pytest.mark.parametrize(("control", "reason"), [
+    ("[success=reset default=ignore]",
+     "a hook's success would wipe out the failures of the modules before it; use optional"),
+    ("[success=ok default=reset]",
+     "a hook's failure (system_err, ignore, auth_err and 28 more) would wipe out the failures "
+     "of the modules before it; use optional"),
+    ("[success=ok default=2]",
+     "a hook's failure (system_err, ignore, auth_err and 28 more) would jump over the next 2 "
+     "module(s) without failing the stack; use optional"),
+    ("[success=ok ignore=1 default=bad]",  # pam_exec type=..., the native module's "no hook"
+     "a hook's failure (ignore) would jump over the next 1 module(s) without failing the stack; "
+     "use optional"),
+    ("[success=ok system_err=1 perm_denied=3 default=bad]",
+     "a hook's failure (system_err, perm_denied) would jump over the next 1/3 module(s) without "
+     "failing the stack; use optional"),
+])
+def test_failure_that_jumps_or_resets_is_flagged(tmp_path: Path, root: Path, control: str,
+                                                 reason: str) -> None:
+    assert controls_after_common_auth(tmp_path, root, control) == [reason]
+
+
+@pytest.mark.parametrize(("control", "error"), [
+    ("[Success=ok]", "expecting return value"),  # the pairs are case-sensitive
+    ("[success=0]", "expecting non-zero"),
+    ("[success=okay]", "expecting return value"),
+    ("[success=ok default]", "expecting return value"),
+    ("[success ok]", "expecting '='"),
+    ("[success=]", "expecting action"),
+    ("[success=2147483648]", "expecting smaller jump number"),
+    ("[success=x1]", "expecting jump number"),
+])
+def test_control_libpam_cannot_parse_is_flagged(tmp_path: Path, root: Path, control: str,
+                                                error: str) -> None:
+    assert controls_after_common_auth(tmp_path, root, control) == [
+        f"Linux-PAM cannot parse it: {error}; every result then counts as a failure, a hook's "
+        "success too"]
+
+
+@pytest.mark.parametrize("control", [
+    "optional", "required", "requisite", "Optional", "[success=ok default=ignore]",
+    "[success=ok default=die]", "[success=ok default=bad]", "[success=ok new_authtok_reqd=ok "
+    "ignore=ignore default=bad]", "[success=die default=ok]", "[success=bad]", "[success=ignore]",
+    "[default=done success=ok]",  # a failure that ends the stack ends it failed
+    "[success=ok ignore=done default=die]", "success=ok", "[success=okdefault=bad]",
+    "[default=1 success=ok ignore=ok system_err=bad perm_denied=bad auth_err=die session_err=die "
+    "authtok_err=die open_err=bad symbol_err=bad service_err=bad buf_err=bad cred_insufficient=bad "
+    "authinfo_unavail=bad user_unknown=bad maxtries=bad new_authtok_reqd=bad acct_expired=bad "
+    "cred_unavail=bad cred_expired=bad cred_err=bad no_module_data=bad conv_err=bad "
+    "authtok_recover_err=bad authtok_lock_busy=bad authtok_disable_aging=bad try_again=bad "
+    "abort=bad authtok_expired=bad module_unknown=bad bad_item=bad conv_again=bad "
+    "incomplete=bad]",  # default=1 covers no code at all
+])
+def test_controls_that_cannot_grant_are_not_flagged(tmp_path: Path, root: Path, control: str) -> None:
+    assert controls_after_common_auth(tmp_path, root, control) == []
+
+
+# --- (b2) an "ok" hook whose success decides the stack -----------------------------------
+
+
+def with_sub_hooks(tmp_path: Path, files: dict[str, str]) -> Path:
+    """A PAM directory with ``files`` and ``sub/hooks`` (a hookrunner line; no service)."""
+    pam_dir = pam(tmp_path, files)
+    (pam_dir / "sub").mkdir()
+    (pam_dir / "sub" / "hooks").write_text(f"auth optional {HOOK} x\n")
+    return pam_dir
+
+
+@pytest.mark.parametrize("svc", [
+    f"auth optional {HOOK} x\n",
+    f"auth required {HOOK} x\n",
+    f"auth sufficient pam_unix.so\nauth optional {HOOK} x\n",  # a wrong password, then the hook
+    f"auth optional pam_unix.so\nauth [success=ok default=bad] {HOOK} x\n",
+    # wheel members skip pam_deny: for them the hook's success is the whole authentication
+    "auth [success=1 default=ignore] pam_succeed_if.so user ingroup wheel\n"
+    f"auth requisite pam_deny.so\nauth optional {HOOK} x\n",
+    # Debian's common-auth without its pam_permit: a jump leaves the verdict to the hook
+    "auth [success=1 default=ignore] pam_unix.so\nauth requisite pam_deny.so\n"
+    f"auth optional {HOOK} x\n",
+    "auth substack sub/hooks\nauth optional pam_unix.so\n",
+    f"account optional {HOOK} x\n",
+    f"account optional {HOOK} x\naccount optional pam_unix.so\n",
+])
+def test_hook_whose_success_alone_passes_is_flagged(tmp_path: Path, root: Path, svc: str) -> None:
+    problems = audit_pam_dir(with_sub_hooks(tmp_path, {"svc": svc}), root=root)
+    assert len(problems) == 1, problems
+    assert problems[0].endswith(f": hookrunner line is '{problems[0].split(chr(39))[1]}' ({ALONE})")
+    name, line = ("sub/hooks", 1) if "substack" in svc else ("svc", svc.index(HOOK) and
+                                                          svc[: svc.index(HOOK)].count("\n") + 1)
+    assert problems[0].startswith(f"{at(tmp_path, name, line)}: ")
+
+
+@pytest.mark.parametrize("svc", [
+    f"@include common-auth\nauth optional {HOOK} x\n",
+    f"auth optional {HOOK} x\n@include common-auth\n",  # before: common-auth decides after it
+    f"auth required {HOOK} x\nauth required pam_unix.so\n",
+    f"auth requisite pam_unix.so\nauth optional {HOOK} x\n",
+    f"auth sufficient pam_rootok.so\n@include common-auth\nauth optional {HOOK} x\n",
+    "auth substack sub/hooks\n@include common-auth\n",
+    f"@include common-account\naccount optional {HOOK} x\n",
+    f"session optional {HOOK} x\n",  # a session or password stack grants no access
+    f"password optional {HOOK} x\n",
+])
+def test_hook_after_deciding_modules_is_not_flagged(tmp_path: Path, root: Path, svc: str) -> None:
+    assert audit_pam_dir(with_sub_hooks(tmp_path, {"svc": svc, **DEBIAN}), root=root) == []
+
+
+def test_real_services_with_the_recommended_lines_are_not_flagged(tmp_path: Path, root: Path) -> None:
+    """This machine's services with the snippet's lines for their groups appended, as
+    pam/hookrunner.pam says (after the includes): quiet, but where a hook's success would
+    really be the only authentication (runuser: pam_rootok.so sufficient, then nothing)."""
+    pam_dir = real_pam_d(tmp_path)
+    snippet = [line for line in SNIPPET.read_text().splitlines() if line and line[0] != "#"]
+    expected = []
+    for service in sorted(pam_dir.iterdir()):
+        text = service.read_text()
+        stacks = {kind: Reader(pam_dir, None).stack(service, kind) for kind in TYPES}
+        ours = [line for line in snippet if stacks[line.split()[0]]]  # groups it has
+        if service.name.startswith("common-") or not ours:
+            continue
+        service.write_text(text + "\n".join(ours) + "\n")
+        if service.name in ("runuser", "runuser-l") and ours[0].startswith("auth "):
+            expected.append(f"{service}:{len(text.splitlines()) + 1}")
+    problems = audit_pam_dir(pam_dir, root=root)
+    flagged = [p for p in problems if "user_readenv" not in p]
+    assert [p.split(": ", 1)[0] for p in flagged] == expected
+    assert all(p.endswith(f"({ALONE})") for p in flagged)
 
 
 # --- (c) dispatcher and interpreter paths ---------------------------------------------------
@@ -387,7 +587,8 @@ def native_tree(root: Path) -> None:
 def test_native_module_options_it_accepts_are_clean(tmp_path: Path, root: Path,
                                                     options: str) -> None:
     native_tree(root)
-    assert audit(tmp_path, root, {"svc": f"auth optional {NATIVE} {options}\n"}) == []
+    svc = f"@include common-auth\nauth optional {NATIVE} {options}\n"
+    assert audit(tmp_path, root, {"svc": svc, **DEBIAN}) == []
 
 
 @pytest.mark.parametrize("option", [
@@ -414,7 +615,7 @@ def test_native_module_relative_socket_is_flagged(tmp_path: Path, root: Path) ->
 
 def test_native_module_python_is_checked_like_the_interpreter(tmp_path: Path, root: Path) -> None:
     where = at(tmp_path, "svc", 1)
-    line = f"auth optional {NATIVE} python={{}} dispatcher={SCRIPT}\n"
+    line = f"session optional {NATIVE} python={{}} dispatcher={SCRIPT}\n"
     assert audit(tmp_path, root, {"svc": line.format("python3")}) == [
         f"{where}: 'python3' is a relative path {RELATIVE}"]
     assert audit(tmp_path, root, {"svc": line.format("/opt/py/bin/python3")}) == [
@@ -438,7 +639,7 @@ def test_native_module_python_is_checked_like_the_interpreter(tmp_path: Path, ro
 
 def test_native_module_default_paths_are_checked(tmp_path: Path, root: Path) -> None:
     where = at(tmp_path, "svc", 1)
-    svc = {"svc": f"account optional {NATIVE}\n"}
+    svc = {"svc": f"session optional {NATIVE}\n"}
     assert audit(tmp_path, root, svc) == []
     (root / SCRIPT.lstrip("/")).unlink()
     (root / "usr/bin/python3").chmod(0o777)
@@ -451,7 +652,7 @@ def test_native_module_default_paths_are_checked(tmp_path: Path, root: Path) -> 
     (root / other.lstrip("/")).parent.mkdir(mode=0o755)
     (root / other.lstrip("/")).write_text("")
     (root / "usr/bin/python3").chmod(0o755)
-    assert audit(tmp_path, root, {"svc": f"account optional {NATIVE} dispatcher={other}\n"}) == []
+    assert audit(tmp_path, root, {"svc": f"session optional {NATIVE} dispatcher={other}\n"}) == []
 
 
 def test_native_module_root_and_config_paths_are_checked(tmp_path: Path, root: Path) -> None:
@@ -470,18 +671,85 @@ def test_native_module_root_and_config_paths_are_checked(tmp_path: Path, root: P
 
 
 def test_native_defaults_match_the_module_source() -> None:
-    from hookrunner import pamaudit
+    from hookrunner import pamcommand
 
     source = (REPO / "pam" / "pam_hookrunner.c").read_text()
     defines = dict(re.findall(r'(?m)^#define (DEFAULT_\w+|MAX_TIMEOUT) "?([^"\s]+)"?', source))
-    assert pamaudit._NATIVE_PATHS["python"] == defines["DEFAULT_PYTHON"]
-    assert pamaudit._NATIVE_PATHS["dispatcher"] == defines["DEFAULT_DISPATCHER"]
-    assert int(defines["MAX_TIMEOUT"]) == pamaudit._NATIVE_MAX_TIMEOUT
+    assert pamcommand.NATIVE_PATHS["python"] == defines["DEFAULT_PYTHON"]
+    assert pamcommand.NATIVE_PATHS["dispatcher"] == defines["DEFAULT_DISPATCHER"]
+    assert int(defines["MAX_TIMEOUT"]) == pamcommand.NATIVE_MAX_TIMEOUT
     flags = set(re.findall(r'strcmp\(a, "(\w+)"\) == 0', source))
     options = set(re.findall(r'\{ "(\w+)", &o->|opt_value\(a, "(\w+)"\)', source))
     options = {name for pair in options for name in pair if name}
-    assert flags == set(pamaudit._NATIVE_FLAGS)
-    assert options == {*pamaudit._NATIVE_PATHS, "timeout", pamaudit._NATIVE_SOCKET}
+    assert flags == set(pamcommand.NATIVE_FLAGS)
+    assert options == {*pamcommand.NATIVE_PATHS, "timeout", pamcommand.NATIVE_SOCKET}
+
+
+# --- (c2) the dispatcher's --root and --config on a pam_exec.so line ---------------------
+
+TREE = "/srv/tree"
+TOML = "/srv/tree/etc/security/hookrunner.toml"
+
+
+@pytest.mark.parametrize("command", [
+    f"{DISPATCH} onauth --root {TREE}", f"{DISPATCH} --root={TREE} onauth",
+    f"{DISPATCH} onauth --ro {TREE}",  # argparse takes a unique prefix
+    f"{DISPATCH} onauth --config {TOML}", f"{DISPATCH} onauth --root {TREE} --conf={TOML}",
+    f"{DISPATCH} onauth --root /", f"{DISPATCH} onauth -v --msg-fd 3 --ignore-empty --root {TREE}",
+    f"/usr/bin/python3 -I -m hookrunner run onauth --root {TREE}",
+    f"/usr/bin/python3 -Im hookrunner run onauth --root {TREE}",
+    f"/usr/sbin/hookrunner run onauth --config {TOML}",
+])
+def test_safe_root_and_config_are_clean(tmp_path: Path, root: Path, command: str) -> None:
+    native_tree(root)
+    svc = f"session optional pam_exec.so quiet {command}\n"
+    assert audit(tmp_path, root, {"svc": svc}) == []
+
+
+@pytest.mark.parametrize(("command", "problem"), [
+    (f"{DISPATCH} onauth --root srv/tree", f"'srv/tree' is a relative path {RELATIVE}"),
+    (f"{DISPATCH} onauth --root=", f"'' is a relative path {RELATIVE}"),
+    (f"{DISPATCH} onauth --conf h.toml", f"'h.toml' is a relative path {RELATIVE}"),
+    (f"{DISPATCH} onauth --config /srv/nope.toml", "/srv/nope.toml does not exist"),
+    (f"{DISPATCH} onauth --root /srv/tree --root /srv/gone", "/srv/gone does not exist"),  # the last
+    (f"{DISPATCH} onauth --root {TREE} --config {TREE}/../w.toml", "/srv/w.toml does not exist"),
+    ("/usr/bin/python3 -I -m hookrunner run --root srv", f"'srv' is a relative path {RELATIVE}"),
+    ("/usr/sbin/hookrunner run x --config rel.toml", f"'rel.toml' is a relative path {RELATIVE}"),
+    (f"{DISPATCH} onauth --bogus",
+     "hookrunner refuses these arguments (unrecognized arguments: --bogus): it exits 2, "
+     "no hook runs"),
+    (f"{DISPATCH} onauth --msg-fd x", "hookrunner refuses these arguments (run: argument "
+     "--msg-fd: invalid int value: 'x'): it exits 2, no hook runs"),
+    (f"{DISPATCH} --he", "hookrunner would print its help and exit 0: no hook runs"),
+    (f"/usr/bin/python3 -I -S {SCRIPT} list onauth", "'hookrunner list' runs no hook (use run)"),
+    (f"/usr/bin/python3 -I -S {SCRIPT}", "hookrunner without a command: it exits 2, no hook runs"),
+])
+def test_unsafe_or_refused_dispatcher_arguments_are_flagged(tmp_path: Path, root: Path, command: str,
+                                                           problem: str) -> None:
+    native_tree(root)
+    svc = f"session optional pam_exec.so quiet {command}\n"
+    assert audit(tmp_path, root, {"svc": svc}) == [f"{at(tmp_path, 'svc', 1)}: {problem}"]
+
+
+def test_root_and_config_that_fail_the_safety_rules_are_flagged(tmp_path: Path, root: Path) -> None:
+    """As ``root=``/``config=`` on a pam_hookrunner.so line: the same checks, the same words."""
+    native_tree(root)
+    (root / "srv/tree").chmod(0o775)
+    os.chown(root / TOML.lstrip("/"), 1000, 0)
+    where = at(tmp_path, "svc", 1)
+    expected = [f"{where}: /srv/tree is writable by group or others (mode 0775)",
+                f"{where}: {TOML} is owned by uid 1000, not root"]  # each once
+    exec_line = f"session optional pam_exec.so {DISPATCH} x --root {TREE} --config {TOML}\n"
+    native_line = f"session optional {NATIVE} root={TREE} config={TOML}\n"
+    assert audit(tmp_path, root, {"svc": exec_line}) == expected
+    assert audit(tmp_path, root, {"svc": native_line}) == expected
+
+
+def test_a_wrapper_script_s_arguments_are_not_read_as_the_dispatcher_s(tmp_path: Path, root: Path) -> None:
+    (root / "usr/sbin/hookrunner-wrapper").write_text("#!/bin/sh\n")
+    (root / "usr/sbin/hookrunner-wrapper").chmod(0o755)
+    svc = "session optional pam_exec.so /usr/sbin/hookrunner-wrapper --root relative --bogus\n"
+    assert audit(tmp_path, root, {"svc": svc}) == []
 
 
 # --- syntax: dash, continuations, comments, brackets, pam_exec options -----------------------
@@ -574,11 +842,31 @@ WORDS = [
     "\x00",
     "\udcff",
     "é",
+    "[success=ok default=1]",
+    "[default=reset]",
+    "[success=ok",
+    "default=done]",
+    "requisite",
+    "required",
+    "pam_deny.so",
+    "pam_permit.so",
+    "pam_unix.so",
+    "[user_readenv=1]",
+    "/usr/lib/python3/dist-packages/hookrunner/__main__.py",
+    "run",
+    "--root",
+    "--config=",
+    "--ro",
+    "--help",
+    "-m",
+    "-Im",
+    "list",
+    "root=/",
 ]
 pam_text = st.lists(st.sampled_from(WORDS) | st.text(max_size=8), max_size=40).map(" ".join)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(a=pam_text, b=pam_text, raw=st.binary(max_size=200))
 def test_arbitrary_pam_files_never_crash(a: str, b: str, raw: bytes) -> None:
     with tempfile.TemporaryDirectory() as tmp:
@@ -628,19 +916,31 @@ def test_profile_is_off_by_default_and_never_sufficient(profile: Path) -> None:
     assert not any(line.lstrip().startswith("#") for line in text.splitlines())
 
 
-def test_profile_lines_pass_the_audit(tmp_path: Path, root: Path) -> None:
+def as_pam_auth_update(profile: Path) -> dict[str, str]:
+    """Debian's common-* files with the profile's lines added after the primary block, as
+    pam-auth-update writes them."""
+    fields = profile_fields(profile.read_text())
+    return {name: text + "".join(f"{name[7:]} {line}\n" for line in fields[name[7:].title()])
+            for name, text in DEBIAN.items()}
+
+
+@pytest.mark.parametrize("profile", [PROFILE, NATIVE_PROFILE], ids=lambda p: p.name)
+def test_profile_lines_pass_the_audit(tmp_path: Path, root: Path, profile: Path) -> None:
+    files = as_pam_auth_update(profile)
+    assert audit(tmp_path, root, {"svc": INCLUDES, **files}) == []
+    # Canaries: the audit does see these lines as hookrunner lines ...
+    problems = audit(tmp_path, root, {"svc": f"{INCLUDES}{ENV_LINE}\n", **files})
+    assert problems == [f"{at(tmp_path, 'svc', 5)}: {READENV}"]
+    # ... and without Debian's primary block a hook's success would decide auth and account.
+    problems = audit(tmp_path, root, {"svc": "".join(files[n][len(DEBIAN[n]):] for n in files)})
+    assert [p.split(" (", 1)[1] for p in problems] == [f"{ALONE})", f"{ALONE})"]
+
+
+def test_profiles_are_what_pam_auth_update_needs() -> None:
     fields = profile_fields(PROFILE.read_text())
-    lines = [
-        f"{kind.lower()} {line}" for kind in ("Auth", "Account", "Session", "Password") for line in fields[kind]
-    ]
+    lines = [f"{kind.lower()} {line}" for kind in ("Auth", "Account", "Session", "Password")
+             for line in fields[kind]]
     assert sorted(line.rsplit(" ", 1)[1] for line in lines) == sorted(PHASES)
-    assert audit(tmp_path, root, {"svc": "\n".join(lines) + "\n"}) == []
-    # Canary: the audit does see these lines as hookrunner lines.
-    problems = audit(tmp_path, root, {"svc": "\n".join([*lines, ENV_LINE]) + "\n"})
-    assert problems == [f"{at(tmp_path, 'svc', len(lines) + 1)}: {READENV}"]
-
-
-def test_native_profile_lines_pass_the_audit(tmp_path: Path, root: Path) -> None:
     fields = profile_fields(NATIVE_PROFILE.read_text())
     assert fields["Conflicts"] == ["hookrunner"]  # both at once would run every hook twice
     lines = [f"{kind.lower()} {line}" for kind in ("Auth", "Account", "Session", "Password")
@@ -649,9 +949,6 @@ def test_native_profile_lines_pass_the_audit(tmp_path: Path, root: Path) -> None
     assert [line.split()[:3] for line in lines] == [
         [group, "optional", "pam_hookrunner.so"] for group in ("auth", "account", "session", "password")]
     assert not any("expose_authtok" in line for line in lines)  # the password: opt in by hand
-    assert audit(tmp_path, root, {"svc": "\n".join(lines) + "\n"}) == []
-    problems = audit(tmp_path, root, {"svc": "\n".join([*lines, ENV_LINE]) + "\n"})
-    assert problems == [f"{at(tmp_path, 'svc', len(lines) + 1)}: {READENV}"]
 
 
 def test_snippet_lines_pass_the_audit(tmp_path: Path, root: Path) -> None:
@@ -659,10 +956,10 @@ def test_snippet_lines_pass_the_audit(tmp_path: Path, root: Path) -> None:
     active = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert sorted(line.rsplit(" ", 1)[1] for line in active) == sorted(PHASES)
     assert all(" -I " in line and line.split()[1] == "optional" for line in active)
-    assert audit(tmp_path, root, {"svc": text}) == []
+    assert audit(tmp_path, root, {"svc": INCLUDES + text, **DEBIAN}) == []
     # The commented-out alternatives are sound too once uncommented.
     alternatives = re.sub(r"(?m)^#(auth|account|password|session)\b", r"\1", text)
     assert len(alternatives.splitlines()) == len(text.splitlines())
     assert alternatives.count("\nauth ") == text.count("\nauth ") + 2
-    assert audit(tmp_path, root, {"svc": alternatives}) == []
-    assert audit(tmp_path, root, {"svc": f"{alternatives}{ENV_LINE}\n"}) != []
+    assert audit(tmp_path, root, {"svc": INCLUDES + alternatives, **DEBIAN}) == []
+    assert audit(tmp_path, root, {"svc": f"{INCLUDES}{alternatives}{ENV_LINE}\n", **DEBIAN}) != []

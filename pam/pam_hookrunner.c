@@ -299,13 +299,59 @@ static int has_exited(pid_t pid)
 	return si.si_pid == pid;
 }
 
+/* Length of the valid UTF-8 character at s (1..4), 0 if none starts there (RFC 3629: no
+ * overlong form, no surrogate, nothing above U+10FFFF). s is NUL-terminated. */
+static size_t utf8_char(const unsigned char *s)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3, lo = s[0] == 0xe0 ? 0xa0 : 0x80, hi = s[0] == 0xed ? 0x9f : 0xbf;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4, lo = s[0] == 0xf0 ? 0x90 : 0x80, hi = s[0] == 0xf4 ? 0x8f : 0xbf;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++, lo = 0x80, hi = 0xbf)
+		if (s[i] < lo || s[i] > hi)
+			return 0;
+	return n;
+}
+
+/*
+ * What a terminal would act on becomes '?': C0 controls but tab (ESC starts its sequences),
+ * DEL, C1 controls (U+0080..U+009F, CSI and OSC among them, also as UTF-8) and each byte
+ * that is not part of valid UTF-8, which a terminal may take as C1. Valid UTF-8 text stays.
+ * The same rule as the dispatcher's showable().
+ */
+static void make_showable(char *line)
+{
+	unsigned char *in = (unsigned char *)line, *out = in;
+
+	while (*in != '\0') {
+		size_t n = utf8_char(in);
+
+		if (n == 0 || (n == 1 && ((*in < ' ' && *in != '\t') || *in == 0x7f)) ||
+		    (n == 2 && in[0] == 0xc2 && in[1] < 0xa0)) {
+			*out++ = '?';
+			in += n > 0 ? n : 1;
+		} else {
+			while (n-- > 0)
+				*out++ = *in++;
+		}
+	}
+	*out = '\0';
+}
+
 static void relay_line(struct relay *r)
 {
 	r->line[r->len] = '\0';
 	r->len = 0;
-	for (char *c = r->line; *c != '\0'; c++)
-		if ((*c > 0 && *c < ' ' && *c != '\t') || *c == 0x7f)
-			*c = '?';
+	make_showable(r->line);
 	if (!r->show)
 		return;
 	if (strncmp(r->line, "info ", 5) == 0)

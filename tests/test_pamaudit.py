@@ -866,7 +866,7 @@ WORDS = [
 pam_text = st.lists(st.sampled_from(WORDS) | st.text(max_size=8), max_size=40).map(" ".join)
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(a=pam_text, b=pam_text, raw=st.binary(max_size=200))
 def test_arbitrary_pam_files_never_crash(a: str, b: str, raw: bytes) -> None:
     with tempfile.TemporaryDirectory() as tmp:

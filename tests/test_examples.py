@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import runpy
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 REPO = Path(__file__).resolve().parent.parent
 MAIN = REPO / "hookrunner" / "__main__.py"
@@ -96,3 +100,60 @@ def test_every_example_is_listed_to_run(root: Path) -> None:
         assert len(rows) == len(list(phase_dir.iterdir())), phase
         for row in rows:
             assert row["action"] == "run", row
+
+
+# --- 10-deny-hosts: one form for an address, whatever way it is written -----------------
+
+DENY_LIST = ("203.0.113.9\n::FFFF:198.51.100.0/120  # a mapped network is its IPv4 network\n"
+             "Evil.Example.\n2001:DB8::/32\n")
+
+
+@pytest.mark.parametrize("rhost", [
+    "203.0.113.9", "::ffff:203.0.113.9", "::ffff:cb00:7109", "::FFFF:CB00:7109", "203.0.113.9.",
+    " 203.0.113.9\t", "::ffff:203.0.113.9%eth0", "0:0:0:0:0:ffff:cb00:7109",
+    "0xcb.0.113.9", "3405803785", "0313.0.0161.011", "203.0.28937", "0xcb007109",
+    "198.51.100.77", "::ffff:198.51.100.77", "evil.example", "EVIL.EXAMPLE.", "evil.example.",
+    "2001:db8::77", "2001:DB8:0::77",
+])
+def test_deny_hosts_knows_an_address_in_every_form(root: Path, rhost: str) -> None:
+    (root / "etc/security/hookrunner-deny-hosts").write_text(DENY_LIST)
+    result = simulate(root, "onauth", "alice", rhost)
+    assert result.returncode == 1, result.stdout
+    assert "10-deny-hosts exited with status 1" in (root / "hookrunner.log").read_text()
+
+
+@pytest.mark.parametrize("rhost", [
+    "203.0.113.10", "::ffff:203.0.113.10", "::203.0.113.9", "64:ff9b::cb00:7109", "203.0.113.9.x",
+    "203.0.29961", "198.51.101.1", "not-evil.example", "evil.example.org", "2001:db9::1",
+    "0x", "1..2", "999.1.1.1", "0xffffffff1", "09.1.1.1", "[2001:db8::1]x",
+])
+def test_deny_hosts_lets_other_hosts_in(root: Path, rhost: str) -> None:
+    (root / "etc/security/hookrunner-deny-hosts").write_text(DENY_LIST)
+    assert simulate(root, "onauth", "alice", rhost).returncode == 0
+
+
+def test_deny_hosts_header_warns_about_names() -> None:
+    header = (REPO / "hooks.d/onauth.d/10-deny-hosts").read_text().split('"""')[1]
+    assert "only as trustworthy as DNS" in header
+
+
+def ipv4_forms(address: ipaddress.IPv4Address) -> list[str]:
+    """The ways PAM_RHOST may spell one IPv4 address."""
+    a, b, c, d = address.packed
+    n = int(address)
+    return [str(address), f"{address}.", f"::ffff:{address}", f"::FFFF:{n >> 16:x}:{n & 0xFFFF:x}",
+            str(n), f"{n:#x}", f"{a}.{b}.{(c << 8) | d}", f"{a}.{(b << 16) | (c << 8) | d}",
+            f"0{a:o}.0x{b:x}.{c}.0{d:o}"]
+
+
+@settings(max_examples=300)
+@given(address=st.ip_addresses(v=4), other=st.ip_addresses(v=4), entry=st.integers(0, 3),
+       form=st.integers(0, 8))
+def test_deny_hosts_forms_property(address: ipaddress.IPv4Address, other: ipaddress.IPv4Address,
+                                   entry: int, form: int) -> None:
+    """Any spelling of a listed address is denied; any spelling of another one is not."""
+    denied = runpy.run_path(str(REPO / "hooks.d/onauth.d/10-deny-hosts"), run_name="deny_hosts")["denied"]
+    listed = [str(address), f"::ffff:{address}", f"{address}.".upper(), f"::ffff:{address}/128"][entry]
+    assert denied(ipv4_forms(address)[form], [listed]) == listed
+    if other != address:
+        assert denied(ipv4_forms(other)[form], [listed]) is None

@@ -235,7 +235,7 @@ def cmd_check(ns: argparse.Namespace) -> int:
     if pam_dir.is_dir():
         from .pamaudit import audit_pam_dir
 
-        problems.extend(audit_pam_dir(pam_dir, root=Path(ns.root)))
+        problems.extend(audit_pam_dir(pam_dir, root=Path(ns.root), parser=_parser))
     for problem in problems:
         print(problem)
     if not problems:

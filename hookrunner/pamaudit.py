@@ -18,10 +18,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .pamcommand import command_problems, exec_argv, native_problems
 from .pamconf import DONE, OK, RESET, RETURNS, SUCCESS, TYPES, Entry, Line, Reader
 from .pamflow import success_alone_passes
+
+if TYPE_CHECKING:
+    from .pamcommand import Parser
 
 __all__ = ["audit_pam_dir"]
 
@@ -37,10 +41,13 @@ _GRANTING = ("auth", "account")
 _FAILURES = ("system_err", "ignore", "auth_err", "perm_denied", "session_err", "authtok_err")
 
 
-def audit_pam_dir(pam_dir: Path, *, root: Path | None = None) -> list[str]:
+def audit_pam_dir(pam_dir: Path, *, root: Path | None = None, parser: Parser) -> list[str]:
     """Return one problem per string for the services in ``pam_dir`` that run hookrunner.
 
     Paths named in PAM lines are looked up under ``root`` when given (``root/usr/bin/...``).
+    ``parser`` makes hookrunner's own argument parser (``commands``'s, passed in: this
+    module is imported by ``commands``), with which the arguments a pam_exec line gives the
+    dispatcher are read as the dispatcher reads them.
     """
     try:
         services = sorted(pam_dir.iterdir())
@@ -50,7 +57,7 @@ def audit_pam_dir(pam_dir: Path, *, root: Path | None = None) -> list[str]:
     problems: dict[str, None] = {}
     for service in services:
         stacks = [reader.stack(service, kind) for kind in TYPES]
-        for problem in _audit_service(stacks, root):
+        for problem in _audit_service(stacks, root, parser):
             problems.setdefault(problem)
     return list(problems)
 
@@ -63,7 +70,7 @@ def _calls_hookrunner(entry: Entry) -> bool:
     return rule.name == "pam_hookrunner.so" or "hookrunner" in " ".join(argv)
 
 
-def _audit_service(stacks: list[list[Entry]], root: Path | None) -> list[str]:
+def _audit_service(stacks: list[list[Entry]], root: Path | None, parser: Parser) -> list[str]:
     """All problems of one service's stacks (none unless it runs hookrunner)."""
     hooks: dict[Line, list[tuple[list[Entry], int]]] = {}
     for stack in stacks:
@@ -83,7 +90,7 @@ def _audit_service(stacks: list[list[Entry]], root: Path | None) -> list[str]:
             success_alone_passes(stack, index) for stack, index in places)
         problems += _control_problems(rule, alone)
         if rule.name == "pam_exec.so":
-            problems += command_problems(rule.where, exec_argv(rule), root)
+            problems += command_problems(rule.where, exec_argv(rule), root, parser)
         else:
             problems += native_problems(rule, root)
     return problems

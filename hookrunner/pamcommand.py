@@ -11,10 +11,16 @@ import os
 import posixpath
 import re
 import stat
+from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple, final
+from typing import TYPE_CHECKING, NamedTuple, final
 
 from .pamconf import Line, on_disk, read_text
+
+if TYPE_CHECKING:
+    import argparse
+
+Parser = Callable[[], "argparse.ArgumentParser"]  # hookrunner's own (commands._parser)
 
 # pam_exec.c takes options until the first word that starts with "/" or is not one of these.
 _EXEC_FLAGS = frozenset({"debug", "stdout", "seteuid", "quiet", "quiet_log", "expose_authtok"})
@@ -90,7 +96,7 @@ def _native_timeout_ok(value: str) -> bool:
     return number is not None and 1 <= int(value) <= NATIVE_MAX_TIMEOUT
 
 
-def command_problems(where: str, argv: list[str], root: Path | None) -> list[str]:
+def command_problems(where: str, argv: list[str], root: Path | None, parser: Parser) -> list[str]:
     """The command (and a Python script it runs) must be safe; Python must run with -I;
     the dispatcher's own ``--root``/``--config`` paths must be safe too."""
     if not argv:
@@ -106,7 +112,7 @@ def command_problems(where: str, argv: list[str], root: Path | None) -> list[str
         problems += _shebang_problems(where, argv[0], root) if argv[0].startswith("/") else []
         dispatcher = _is_dispatcher(argv[0])
     if dispatcher and call.args is not None:
-        problems += _run_problems(where, call.args, root)
+        problems += _run_problems(where, call.args, root, parser)
     return problems
 
 
@@ -147,14 +153,13 @@ def _python_call(argv: list[str]) -> PythonCall:
     return PythonCall(isolated, script, None, argv[i + 1 :])
 
 
-def _run_problems(where: str, args: list[str], root: Path | None) -> list[str]:
+def _run_problems(where: str, args: list[str], root: Path | None, parser: Parser) -> list[str]:
     """hookrunner's arguments as its own parser reads them: a ``--root`` or ``--config`` is
     checked like the native module's ``root=``/``config=``; arguments it refuses are flagged."""
     import contextlib
     import io
 
-    from .cli import UsageError
-    from .commands import _parser as parser  # argparse's, as `hookrunner run` uses it
+    from .invocation import UsageError
 
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):

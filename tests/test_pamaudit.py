@@ -12,10 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hookrunner.pamaudit import audit_pam_dir
+from hookrunner.commands import _parser
+from hookrunner.pamaudit import audit_pam_dir as _audit_pam_dir
 from hookrunner.pamconf import TYPES, Reader
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def audit_pam_dir(pam_dir: Path, *, root: Path | None = None) -> list[str]:
+    """The audit as ``hookrunner check`` runs it (with hookrunner's own argument parser)."""
+    return _audit_pam_dir(pam_dir, root=root, parser=_parser)
 SCRIPT = "/usr/lib/python3/dist-packages/hookrunner/__main__.py"
 DISPATCH = f"/usr/bin/python3 -I -S {SCRIPT} run"
 HOOK = f"pam_exec.so quiet {DISPATCH}"

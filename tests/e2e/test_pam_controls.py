@@ -19,6 +19,7 @@ from harness import missing, rig
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from hookrunner.commands import _parser
 from hookrunner.pamaudit import audit_pam_dir
 from hookrunner.pamconf import Reader
 from hookrunner.pamflow import outcomes
@@ -122,7 +123,7 @@ def test_a_flagged_stack_lets_a_wrong_password_in(tmp_path: Path) -> None:
             "auth required pam_permit.so", hook]
     for lines_, gets_in in ((weak, True), (sane, False)):
         rig.write_wrapper_service(service_dir, "svc", lines_)
-        problems = audit_pam_dir(service_dir)
+        problems = audit_pam_dir(service_dir, parser=_parser)
         alone = [p for p in problems if "success alone would let the stack pass" in p]
         assert bool(alone) == gets_in, problems
         out = rig.pamtester(service_dir, "svc", "alice", ["authenticate"], passwords=["wrong"])

@@ -207,7 +207,7 @@ def cmd_check(ns: argparse.Namespace) -> int:
     if log_file is not None:
         from .dropins import locate
         from .log import log_file_refused
-        from .safety import check_append
+        from .logsafety import check_append
 
         problem = check_append(log_file, ns.root)
         if problem is not None:

@@ -141,7 +141,7 @@ def discover(
 def _unsafe_mask(candidate: Candidate, root: str | os.PathLike[str]) -> str | None:
     """Why a mask may not mask (it fails the hook rules), or None. Masks are rare: the check
     costs nothing on a phase without one."""
-    from .safety import check_mask
+    from .logsafety import check_mask
 
     problem = check_mask(candidate.path, os.fspath(root))
     return None if problem is None else f"refused: unsafe mask ignored: {problem}"

@@ -89,7 +89,7 @@ def _masks(path: str) -> bool:
 def _check_mask(path: str, root: str) -> None:
     """A mask must pass the rules a fragment must pass (as hook masks do, discovery.py):
     else anyone who could write there could switch a package's settings off."""
-    from .safety import check_mask
+    from .logsafety import check_mask
 
     problem = check_mask(path, root)
     if problem is not None:

@@ -14,9 +14,12 @@ import os
 import sys
 
 from .config import Config, ConfigError
-from .phases import Phase, phase_words, resolve_phase
+from .phases import CONFIG, LAYERS, Phase, phase_words, resolve_phase
 from .privileges import PrivilegeError
-from .quick import EXIT_EMPTY
+from .quick import DROPIN_DIR, EXIT_EMPTY
+
+# Where a config file could be (below --root): the main file and dropins.py's directories.
+CONFIG_PATHS = (CONFIG, *(os.path.join(layer, DROPIN_DIR) for layer in LAYERS))
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every login pays imports
 if TYPE_CHECKING:
@@ -44,9 +47,13 @@ def need_phase(word: str | None) -> Phase:
 
 def read_config(ns: argparse.Namespace) -> Config:
     """The drop-ins below --root, then the main file (``--config``, else the default)."""
+    root = os.fspath(ns.root)
+    if ns.config is None and not any(os.path.lexists(os.path.join(root, path))
+                                     for path in CONFIG_PATHS):
+        return Config()  # no config file at all: the loader is not even imported
     from .dropins import load
 
-    return load(os.fspath(ns.root), ns.config)
+    return load(root, ns.config)
 
 
 def _log(ns: argparse.Namespace, config: Config) -> Log:

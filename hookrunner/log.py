@@ -142,7 +142,8 @@ class Log:
         """The checked descriptor of ``log_file``; -1 (and why, once) if it must not be used.
         (An abandoned plugin thread logging at the same moment may open it twice: both
         descriptors are checked and close-on-exec.)"""
-        from .safety import UnsafeError, open_append
+        from .logsafety import open_append
+        from .safety import UnsafeError
 
         assert self.path is not None
         self._fd = -1  # the warning below must not come back here

@@ -125,7 +125,7 @@ def _dropins_are_empty(root: str) -> bool:
             path = os.path.join(directory, name)
             try:
                 if os.path.realpath(path) == "/dev/null" or os.stat(path).st_size == 0:
-                    from .safety import check_mask  # masks are rare
+                    from .logsafety import check_mask  # masks are rare
 
                     if check_mask(path, root) is not None:
                         return False  # the full path says why

@@ -177,77 +177,6 @@ def _top_for(path: str, root: Path | str) -> str:
     return real_root if _within(os.path.realpath(path), real_root) else "/"
 
 
-APPEND = (os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-          | os.O_NOCTTY)
-
-
-def check_append(path: str, root: Path | str = "/") -> str | None:
-    """Why :func:`open_append` would refuse ``path``, or None; creates and writes nothing."""
-    try:
-        checked = _open_append(path, root, probe=True)
-    except UnsafeError as e:
-        return str(e)
-    if checked is not None:
-        os.close(checked.fd)
-    return None
-
-
-def open_append(path: str, root: Path | str = "/") -> Checked | None:
-    """Open ``path`` to append records (``log_file``), under the hook rules; None for
-    ``/dev/null`` (the path, or a symlink to it: a mask, as for hooks). Raises UnsafeError.
-
-    The file, its symlink target and every directory on the way (up to ``root`` when the file
-    lies below it) are checked *before* it is opened, so nothing is opened in a directory
-    others can write: no FIFO (whose open would wait for a reader) and no device (whose open
-    may act: a watchdog) that someone else put there. Then it is opened with ``O_NOFOLLOW``
-    and ``O_NONBLOCK`` and checked again on the descriptor (``fstat``): a regular file,
-    root-owned, not group/other-writable. A missing file is created (by root only), mode
-    0600, ``O_EXCL``, in its checked directory.
-    """
-    return _open_append(path, root, probe=False)
-
-
-def _open_append(path: str, root: Path | str, *, probe: bool) -> Checked | None:
-    """``probe``: a missing file whose directory passes is fine (None), and is not created."""
-    shown = "/" + "/".join(_parts(path))
-    parent, _, name = shown.rpartition("/")
-    if not name or name == ".." or path.endswith("/"):
-        raise UnsafeError(f"{printable(path)} is not a file name")
-    top = _top_for(shown, root)
-    try:
-        try:
-            real, directories = _resolve(shown)
-        except FileNotFoundError:  # a missing file (else: a missing directory, raised below)
-            real_parent, directories = _resolve(parent or "/")
-            _check_directories([*directories, real_parent], top)
-            if os.path.lexists(os.path.join(real_parent, name)):
-                raise UnsafeError(f"{printable(shown)}: dangling symlink") from None
-            if probe:
-                return None
-            if os.geteuid() != 0:
-                raise UnsafeError(f"{printable(shown)} does not exist (created only by root)") from None
-            real = os.path.join(real_parent, name)
-            fd = os.open(real, APPEND | os.O_CREAT | os.O_EXCL, 0o600)
-        else:
-            if real == "/dev/null":
-                return None
-            _check_directories(directories, top)
-            if not stat.S_ISREG(os.lstat(real).st_mode):  # before open: FIFOs, devices
-                raise UnsafeError(f"{printable(real)} is not a regular file")
-            fd = os.open(real, APPEND)
-    except OSError as e:
-        raise UnsafeError(f"cannot open {printable(shown)}: {e.strerror}") from None
-    try:  # the descriptor is what counts: what was checked by name could have been replaced
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise UnsafeError(f"{printable(real)} is not a regular file")
-        _check_mode(st, "file", printable(real))
-    except UnsafeError:
-        os.close(fd)
-        raise
-    return Checked(real, fd)
-
-
 def read_checked(path: Path | str, root: Path | str = "/", limit: int = 1 << 20) -> bytes:
     """The bytes of ``path`` (at most ``limit``), read from the descriptor that passed the
     rules. The directory walk stops at ``root`` when the file really lies below it, else at
@@ -293,27 +222,4 @@ def check_file(path: Path | str, top: Path | str = "/") -> str | None:
     except OSError as e:  # RESOURCE_ERRORS: not the file's fault, but it cannot be checked now
         return f"cannot check {printable(os.fspath(path))} now: {e.strerror}"
     os.close(checked.fd)
-    return None
-
-
-def check_mask(path: str, top: Path | str = "/") -> str | None:
-    """The reason a mask (an empty file, or a symlink to /dev/null) may not mask, or None.
-
-    A mask switches a hook off, a packaged deny hook included: it must pass the same rules
-    as a hook, or anyone who can write a layer directory could silence one. An empty file is
-    checked like a hook file; a symlink's own owner must be root (its mode means nothing),
-    and every directory above it (up to ``top``) must pass."""
-    if not os.path.islink(path):
-        return check_file(path, top)
-    shown = "/" + "/".join(_parts(path if path.startswith("/") else os.path.join(os.getcwd(), path)))
-    try:
-        real_dir, directories = _resolve(os.path.dirname(shown))
-        st = os.lstat(os.path.join(real_dir, os.path.basename(shown)))
-        if st.st_uid != 0:
-            raise UnsafeError(f"symlink {printable(shown)} is owned by uid {st.st_uid}, not root")
-        _check_directories([*directories, real_dir], os.path.realpath(top))
-    except OSError as e:
-        return f"cannot check {printable(shown)}: {e.strerror}"
-    except UnsafeError as e:
-        return str(e)
     return None

@@ -206,8 +206,7 @@ def cmd_check(ns: argparse.Namespace) -> int:
     log_file = config.log_file  # where records go besides syslog, if it is usable
     if log_file is not None:
         from .dropins import locate
-        from .log import log_file_refused
-        from .logsafety import check_append
+        from .logsafety import check_append, log_file_refused
 
         problem = check_append(log_file, ns.root)
         if problem is not None:
@@ -215,7 +214,7 @@ def cmd_check(ns: argparse.Namespace) -> int:
             problems.append(f"{where}: {log_file_refused(log_file, problem)}")
         if problem is not None or os.path.realpath(log_file) == "/dev/null":
             log_file = None
-    from .log import lost_records
+    from .logsafety import lost_records
 
     lost = lost_records(ns.root, log_file)
     if lost is not None:

@@ -119,3 +119,48 @@ def check_mask(path: str, top: Path | str = "/") -> str | None:
     except UnsafeError as e:
         return str(e)
     return None
+
+
+def log_file_refused(path: str, why: Exception | str) -> str:
+    """The one line logged (each run) and printed by ``check`` for a refused ``log_file``."""
+    return f"log_file {printable(path)} not used (records go to syslog only): {why}"
+
+
+SYSLOG_SOCKET = "dev/log"  # below the root: syslog(3) writes there, and nowhere else
+JOURNAL_SOCKETS = ("run/systemd/journal/socket", "run/systemd/journal/dev-log")
+
+
+def lost_records(root: str, log_file: str | None) -> str | None:
+    """Why this machine (``root``) would drop hookrunner's records, for ``check``; else None.
+
+    They go to syslog through ``ROOT/dev/log`` and, if configured, to ``log_file``. Without a
+    log file, a ``dev/log`` that is missing, not a socket, or a socket nobody listens on (a
+    dead daemon's) means every record is lost: minimal images and containers often have no
+    syslog daemon. journald's own sockets do not help: syslog(3) never writes to them."""
+    if log_file:
+        return None
+    import socket  # check only: never on a login
+    import stat
+
+    path = os.path.join(root, SYSLOG_SOCKET)
+    fix = "set log_file in hookrunner.toml, or run a syslog daemon (rsyslog, systemd-journald)"
+    try:
+        is_socket = stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError:
+        is_socket = False
+    if not is_socket:
+        journals = [os.path.join(root, j) for j in JOURNAL_SOCKETS]
+        journal = next((j for j in journals if os.path.exists(j)), None)
+        if journal is not None:
+            return (f"{printable(path)}: no syslog socket, though journald's {printable(journal)} exists: "
+                    f"syslog(3) writes only to /dev/log, so hookrunner's records are lost; link "
+                    f"/dev/log to /run/systemd/journal/dev-log (systemd-journald-dev-log.socket), "
+                    f"or set log_file in hookrunner.toml")
+        return f"{printable(path)}: no syslog socket, so hookrunner's records are lost; {fix}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(path)
+        except OSError as e:
+            return (f"{printable(path)}: nobody receives on this syslog socket ({e.strerror}), so "
+                    f"hookrunner's records are lost; {fix}")
+    return None

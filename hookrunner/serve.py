@@ -162,12 +162,14 @@ def _preload() -> None:
         dispatch,
         environment,
         hookspecs,
+        logsafety,
         pluginio,
         plugins,
         reaper,
         runner,
         safety,
         schema,
+        terminal,
     )
 
     gc.collect()

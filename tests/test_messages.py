@@ -13,7 +13,7 @@ from hooktree import HookTree
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hookrunner.dispatch import showable
+from hookrunner.terminal import showable
 
 # ESC sequences, raw CSI, CSI and NEL as UTF-8, BEL, DEL, tab, Latin-1 é (not UTF-8), é, 日,
 # an emoji, an overlong ESC, an encoded surrogate, a cut 3-byte character, a cut 2-byte one.

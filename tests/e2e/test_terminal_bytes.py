@@ -18,7 +18,7 @@ from harness import Tree, missing, rig
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hookrunner.dispatch import showable
+from hookrunner.terminal import showable
 
 PYTHON = Path("/usr/bin/python3")
 MODULE = rig.REPO / "pam" / "pam_hookrunner.so"

@@ -77,7 +77,8 @@ class Verified:
         self.dirs: set[str] = set()
 
 
-def _resolve(path: str, known: set[str] | frozenset[str] = frozenset()) -> tuple[str, list[str]]:
+def _resolve(path: str, known: set[str] | frozenset[str] = frozenset(),
+             last: list[os.stat_result] | None = None) -> tuple[str, list[str]]:
     """Resolve ``path`` (absolute) as the kernel does; the real path and every directory looked into.
 
     That is each directory of the path and of every symlink's target on the way, so that a
@@ -99,6 +100,8 @@ def _resolve(path: str, known: set[str] | frozenset[str] = frozenset()) -> tuple
             current = candidate
             continue
         st = os.lstat(candidate)
+        if last is not None and not pending:  # the final component: the caller may want it
+            last[:] = [st]
         if stat.S_ISLNK(st.st_mode):
             links += 1
             if links > MAX_SYMLINKS:
@@ -132,10 +135,11 @@ def open_checked(path: Path | str, top: Path | str = "/", verified: Verified | N
     known: set[str] | frozenset[str] = verified.dirs if verified is not None else frozenset()
     top = verified.top_real if verified is not None else os.path.realpath(top)
     try:
-        real, directories = _resolve(shown, known)
+        final: list[os.stat_result] = []
+        real, directories = _resolve(shown, known, final)
         # Never open what is not a plain file (a tape rewinds, a FIFO wakes its writer): look
-        # first; the fstat below judges what was actually opened.
-        if not stat.S_ISREG(os.lstat(real).st_mode):
+        # first (the walk's own lstat of it); the fstat below judges what was actually opened.
+        if not stat.S_ISREG((final[0] if final else os.lstat(real)).st_mode):
             raise UnsafeError(f"{printable(real)} is not a regular file")
         fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError as e:

@@ -11,6 +11,9 @@ PYLIB := $(PREFIX)/lib/python3/dist-packages
 PAMCONFIGS ?= /usr/share/pam-configs
 DIST ?= dist
 PHASES := onauth onaccount onpasswd onsessionopen onsessionclose
+# Bytecode of the rig, tests and tools goes below .venv, not next to the sources (pam/,
+# tests/): a checkout stays as git has it. (The dispatcher runs with -I, which ignores this.)
+export PYTHONPYCACHEPREFIX := $(CURDIR)/$(VENV)/pycache
 
 .PHONY: all deps demo test lint unit e2e bench deb pam install uninstall install-pam clean
 

@@ -6,6 +6,7 @@ Layers, highest precedence first (each below ``--root``):
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -24,6 +25,9 @@ __all__ = ["LAYERS", "Candidate", "EntryPoint", "discover", "hook_name", "layer_
            "valid_name"]
 
 DEV_NULL = "/dev/null"
+# Out of descriptors or memory: not a fact about the directory. Skipping the layer would run
+# a phase without its deny hooks (fail-open); raised instead, the phase fails (exit 3).
+RESOURCE_ERRORS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOMEM))
 
 
 class Candidate(Record):
@@ -160,6 +164,8 @@ def _scan(directory: str | os.PathLike[str]) -> Iterator[Candidate]:
                         "cannot read directory: not a directory (nothing in this layer runs)")
         return
     except OSError as e:
+        if e.errno in RESOURCE_ERRORS:
+            raise
         yield Candidate("\0" + os.path.basename(directory), os.fspath(directory), "exec", "skip",
                         f"cannot read directory: {e.strerror}")
         return
@@ -186,6 +192,8 @@ def _classify(directory: str, entry: os.DirEntry[str]) -> Candidate:
     except FileNotFoundError:
         return found(name, "skip", "dangling symlink")
     except OSError as e:
+        if e.errno in RESOURCE_ERRORS:
+            raise
         return found(name, "skip", f"cannot stat: {e.strerror}")
     if stat.S_ISDIR(st.st_mode):
         return found(name, "skip", "is a directory")

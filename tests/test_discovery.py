@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tempfile
@@ -301,3 +302,29 @@ def test_a_scanned_candidate_is_the_record_it_stands_for(fake: object) -> None:
     assert a.path == f"{ROOT}/etc/security/onauth.d/10-a"
     # the layer directory is one string shared by its candidates
     assert a._dir is b._dir
+
+
+@pytest.mark.parametrize("code", [errno.EMFILE, errno.ENFILE, errno.ENOMEM])
+def test_out_of_descriptors_or_memory_is_not_an_unreadable_layer(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, code: int) -> None:
+    """Skipping the layer would run the phase without its deny hooks: raised instead (the
+    dispatcher's one error path then fails the phase, exit 3)."""
+    (tmp_path / "etc/security/onauth.d").mkdir(parents=True)
+
+    def scandir(path: object) -> object:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(OSError) as raised:
+        discover("onauth", tmp_path)
+    assert raised.value.errno == code
+
+
+def test_other_errors_still_skip_the_layer_with_the_reason(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def scandir(path: object) -> object:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    skipped = discover("onauth", tmp_path)
+    assert {c.reason for c in skipped} == {"cannot read directory: Input/output error"}

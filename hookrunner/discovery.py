@@ -10,7 +10,7 @@ import errno
 import os
 import stat
 
-from .phases import LAYERS, hook_name, valid_name
+from .phases import DEV_NULL, LAYERS, hook_name, valid_name
 from .record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every login pays imports
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 __all__ = ["LAYERS", "Candidate", "EntryPoint", "discover", "hook_name", "layer_dirs",
            "valid_name"]
 
-DEV_NULL = "/dev/null"
 # Out of descriptors or memory: not a fact about the directory. Skipping the layer would run
 # a phase without its deny hooks (fail-open); raised instead, the phase fails (exit 3).
 RESOURCE_ERRORS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOMEM))

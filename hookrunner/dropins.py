@@ -21,15 +21,13 @@ from __future__ import annotations
 import os
 
 from .config import CACHE, Config, ConfigError
-from .phases import CONFIG, LAYERS, valid_name
+from .phases import CONFIG, DROPIN_DIR, LAYERS, is_mask, valid_name
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every login pays imports
 if TYPE_CHECKING:
     from typing import Any
 
-DROPIN_DIR = "hookrunner.toml.d"
 SUFFIX = ".toml"
-DEV_NULL = "/dev/null"
 _CACHE_MAGIC = "hookrunner-config 2"
 
 
@@ -66,7 +64,7 @@ def scan(root: str) -> tuple[list[str], list[tuple[str, str]]]:
             elif file_name in found:
                 winner = found[file_name]
                 passed.append((path, f"overridden by {winner}" if winner else "masked"))
-            elif _masks(path):
+            elif is_mask(path):
                 _check_mask(path, root)
                 found[file_name] = None
                 passed.append((path, "masks this name"))
@@ -74,16 +72,6 @@ def scan(root: str) -> tuple[list[str], list[tuple[str, str]]]:
                 found[file_name] = path
     in_order = sorted(found.items(), key=lambda item: os.fsencode(item[0]))
     return [path for _, path in in_order if path is not None], passed
-
-
-def _masks(path: str) -> bool:
-    """A symlink to /dev/null or an empty file (what discovery calls a mask)."""
-    try:
-        if os.path.islink(path) and os.path.realpath(path) == DEV_NULL:
-            return True
-        return os.stat(path).st_size == 0 and not os.path.isdir(path)
-    except OSError:
-        return False  # read_checked says what is wrong with it
 
 
 def _check_mask(path: str, root: str) -> None:

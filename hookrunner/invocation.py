@@ -14,9 +14,9 @@ import os
 import sys
 
 from .config import Config, ConfigError
-from .phases import CONFIG, LAYERS, Phase, phase_words, resolve_phase
+from .phases import CONFIG, DROPIN_DIR, LAYERS, Phase, phase_words, resolve_phase
 from .privileges import PrivilegeError
-from .quick import DROPIN_DIR, EXIT_EMPTY
+from .quick import EXIT_EMPTY
 
 # Where a config file could be (below --root): the main file and dropins.py's directories.
 CONFIG_PATHS = (CONFIG, *(os.path.join(layer, DROPIN_DIR) for layer in LAYERS))

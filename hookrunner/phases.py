@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every login pays imports
 if TYPE_CHECKING:
@@ -32,6 +33,21 @@ LAYERS: tuple[str, ...] = (
     "usr/lib/hookrunner",
 )
 CONFIG = "etc/security/hookrunner.toml"  # below --root
+DROPIN_DIR = "hookrunner.toml.d"  # config fragments, in each layer
+DEV_NULL = "/dev/null"
+
+
+def is_mask(path: str) -> bool:
+    """A symlink to /dev/null or an empty file (not a directory): what masks the same name in
+    lower layers, for hooks and config fragments alike. False if it cannot be looked at (the
+    caller's own check then says what is wrong)."""
+    try:
+        if os.path.islink(path) and os.path.realpath(path) == DEV_NULL:
+            return True
+        st = os.stat(path)
+    except OSError:
+        return False
+    return st.st_size == 0 and not stat.S_ISDIR(st.st_mode)
 
 # run-parts' default rule (--lsbsysinit off), ^[A-Za-z0-9_-]+$, as a set of characters:
 # `re` (and `pathlib`, `typing`) would cost every login a few milliseconds to import.
@@ -87,9 +103,19 @@ ITEM_NAMES = frozenset(var for _, var in PAM_ITEMS)
 PAM_EXEC_TAIL = (b"PAM_SERVICE", b"PAM_USER", b"PAM_TTY", b"PAM_RHOST", b"PAM_RUSER")
 
 
+_raw_environ: list[list[tuple[bytes, bytes]] | None] = []  # read once: it never changes
+
+
 def raw_environ() -> list[tuple[bytes, bytes]] | None:
     """Our environment block as exec received it, in order, duplicates kept (``os.environ``
-    keeps only the first of two equal names); None without /proc."""
+    keeps only the first of two equal names); None without /proc. Read once per process: the
+    empty-phase check and ``run`` both need it."""
+    if not _raw_environ:
+        _raw_environ.append(_read_raw_environ())
+    return _raw_environ[0]
+
+
+def _read_raw_environ() -> list[tuple[bytes, bytes]] | None:
     try:
         fd = os.open("/proc/self/environ", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:

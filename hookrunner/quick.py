@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import os
 
-from .phases import CONFIG, LAYERS, hook_name, pam_items, resolve_phase
-
-DROPIN_DIR = "hookrunner.toml.d"  # dropins.DROPIN_DIR, not imported: most machines have none
+from .phases import CONFIG, DROPIN_DIR, LAYERS, hook_name, is_mask, pam_items, resolve_phase
 
 EXIT_EMPTY = 4
 
@@ -123,15 +121,12 @@ def _dropins_are_empty(root: str) -> bool:
             return False
         for name in names:
             path = os.path.join(directory, name)
-            try:
-                if os.path.realpath(path) == "/dev/null" or os.stat(path).st_size == 0:
-                    from .logsafety import check_mask  # masks are rare
+            if is_mask(path):
+                from .logsafety import check_mask  # masks are rare
 
-                    if check_mask(path, root) is not None:
-                        return False  # the full path says why
-                    continue
-            except OSError:
-                return False
+                if check_mask(path, root) is not None:
+                    return False  # the full path says why
+                continue
             if not _config_is_empty(path, root):
                 return False
     return True

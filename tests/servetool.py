@@ -151,6 +151,26 @@ def send_request(s: socket.socket, data: bytes, fds: Sequence[int]) -> None:
     s.sendmsg([data], ancillary)
 
 
+@contextlib.contextmanager
+def started(path: Path, phase: str, root: Path | str) -> Iterator[socket.socket]:
+    """A connection whose phase the daemon has started (its "S" read): the module's side of
+    the handshake, for tests that act while the phase runs. The message pipe is closed after."""
+    r, w = os.pipe()
+    try:
+        with connect(path) as s:
+            send_request(s, wire.encode(phase, {}, root=str(root)), [w])
+            os.close(w)
+            w = -1
+            assert s.recv(1) == b"R"
+            s.sendall(b"G")
+            assert s.recv(1) == b"S"
+            yield s
+    finally:
+        if w >= 0:
+            os.close(w)
+        os.close(r)
+
+
 def ask(path: Path, phase: str, items: dict[bytes, bytes] | None = None, *,
         root: Path | str | None = None, config: Path | str | None = None,
         authtok: bytes | None = None, go: bool = True, timeout: float = 30.0,

@@ -21,7 +21,7 @@ import pytest
 from hooktree import MAIN, PYTHON, HookTree
 from hypothesis import given
 from hypothesis import strategies as st
-from servetool import ask, connect, send_request, served, socket_dir, wait_for
+from servetool import ask, connect, send_request, served, socket_dir, started, wait_for
 
 from hookrunner import wire
 
@@ -263,15 +263,8 @@ def test_a_client_hanging_up_after_start_kills_the_running_hook(hooktree: HookTr
     pidfile = hooktree.out / "pid"
     hooktree.hook("onsessionopen", "10-sleep", f"#!/bin/sh\necho $$ > {pidfile}\nexec sleep 300\n")
     with served() as daemon:
-        r, w = os.pipe()
-        with connect(daemon.socket) as s:
-            send_request(s, wire.encode("onsessionopen", {}, root=str(hooktree.root)), [w])
-            os.close(w)
-            assert s.recv(1) == b"R"
-            s.sendall(b"G")
-            assert s.recv(1) == b"S"
+        with started(daemon.socket, "onsessionopen", hooktree.root):
             assert wait_for(pidfile.exists)
-        os.close(r)
         pid = int(pidfile.read_text())
         assert wait_for(lambda: not Path(f"/proc/{pid}").exists(), 5)
 
@@ -371,18 +364,11 @@ def test_sigterm_stops_the_daemon_but_not_a_request_in_progress(hooktree: HookTr
     hooktree.hook("onsessionopen", "10-slow", "#!/bin/sh\nsleep 1\necho slow >> "
                   f"{hooktree.out}/order\n")
     with served() as daemon:
-        r, w = os.pipe()
-        with connect(daemon.socket) as s:
-            send_request(s, wire.encode("onsessionopen", {}, root=str(hooktree.root)), [w])
-            os.close(w)
-            assert s.recv(1) == b"R"
-            s.sendall(b"G")
-            assert s.recv(1) == b"S"
+        with started(daemon.socket, "onsessionopen", hooktree.root) as s:
             daemon.process.send_signal(signal.SIGTERM)
             assert daemon.process.wait(timeout=10) == 0
             s.settimeout(10)
             assert s.recv(1) == b"\x00"  # the request finished
-        os.close(r)
         assert not daemon.socket.exists()
     assert hooktree.order() == ["slow"]
 

@@ -26,11 +26,37 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "pam"))
 import pamrig as rig
 from pamrig import Sshd, SyslogSink, SyslogUnavailable, free_port, install_key, ssh_key, ssh_password
 
-__all__ = ["Sshd", "SyslogSink", "SyslogUnavailable", "Tree", "expected_env", "free_port", "gone",
-           "install_key", "make_tree", "marker_library", "missing", "rig", "ssh_key", "ssh_password"]
+__all__ = [
+    "DEBIAN_PLUGGY",
+    "NATIVE_MODULE",
+    "Sshd",
+    "SyslogSink",
+    "SyslogUnavailable",
+    "Tree",
+    "build_native_module",
+    "expected_env",
+    "free_port",
+    "gone",
+    "install_key",
+    "make_tree",
+    "marker_library",
+    "missing",
+    "rig",
+    "ssh_key",
+    "ssh_password",
+]
 
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+NATIVE_MODULE = rig.REPO / "pam" / "pam_hookrunner.so"  # built here by build_native_module()
+DEBIAN_PLUGGY = Path("/usr/lib/python3/dist-packages/pluggy/__init__.py")  # /usr/bin/python3's
+
+
+def build_native_module() -> Path:
+    """``make -C pam``: pam_hookrunner.so, built in the checkout (an allowed build product)."""
+    subprocess.run(["make", "-s", "-C", str(NATIVE_MODULE.parent)], check=True,
+                   capture_output=True)
+    return NATIVE_MODULE
 
 
 @dataclasses.dataclass

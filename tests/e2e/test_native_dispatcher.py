@@ -13,16 +13,24 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import Tree, expected_env, gone, marker_library, missing, rig
+from harness import (
+    DEBIAN_PLUGGY,
+    NATIVE_MODULE,
+    Tree,
+    build_native_module,
+    expected_env,
+    gone,
+    marker_library,
+    missing,
+    rig,
+)
 
 PYTHON = Path("/usr/bin/python3")
-MODULE = rig.REPO / "pam" / "pam_hookrunner.so"
-DEBIAN_PLUGGY = Path("/usr/lib/python3/dist-packages/pluggy/__init__.py")
+MODULE = NATIVE_MODULE
 
 pytestmark = [
     pytest.mark.e2e,
@@ -54,8 +62,7 @@ def onaccount(ctx):
 
 @pytest.fixture(scope="module", autouse=True)
 def built() -> Path:
-    subprocess.run(["make", "-s", "-C", str(MODULE.parent)], check=True, capture_output=True)
-    return MODULE
+    return build_native_module()
 
 
 def line(group: str, tree: Tree, *options: str, control: str = "required") -> str:

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Sshd, gone, marker_library, missing, rig, ssh_password
+from harness import NATIVE_MODULE, Sshd, build_native_module, gone, marker_library, missing, rig, ssh_password
 
 pytestmark = pytest.mark.e2e
 
-MODULE = rig.REPO / "pam" / "pam_hookrunner.so"
+MODULE = NATIVE_MODULE
 PYTHON = "/usr/bin/python3"
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -203,8 +203,7 @@ def expected_argv(standin: Standin, phase: str, *extra: str) -> list[str]:
 def built() -> Path:
     if reason := missing(tools=["gcc", "make", "pamtester"], files=[rig.PAM_WRAPPER_LIB]):
         pytest.skip(reason)
-    subprocess.run(["make", "-s", "-C", str(rig.REPO / "pam")], check=True, capture_output=True)
-    return MODULE
+    return build_native_module()
 
 
 @pytest.fixture

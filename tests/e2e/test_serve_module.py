@@ -14,18 +14,16 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from harness import Tree, expected_env, missing, rig
+from harness import DEBIAN_PLUGGY, NATIVE_MODULE, Tree, build_native_module, expected_env, missing, rig
 from servetool import SYSTEM_PYTHON, Daemon, served, socket_dir, wait_for
 
-MODULE = rig.REPO / "pam" / "pam_hookrunner.so"
-DEBIAN_PLUGGY = Path("/usr/lib/python3/dist-packages/pluggy/__init__.py")
+MODULE = NATIVE_MODULE
 
 pytestmark = [
     pytest.mark.e2e,
@@ -49,8 +47,7 @@ WHERE = ("#!/bin/sh\nline=\"$PAM_USER $(tr '\\0' ' ' < /proc/$PPID/cmdline)\"\n"
 
 @pytest.fixture(scope="module", autouse=True)
 def built() -> Path:
-    subprocess.run(["make", "-s", "-C", str(MODULE.parent)], check=True, capture_output=True)
-    return MODULE
+    return build_native_module()
 
 
 @pytest.fixture(autouse=True)

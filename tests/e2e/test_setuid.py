@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import Tree, missing, rig
+from harness import NATIVE_MODULE, Tree, build_native_module, missing, rig
 
 pytestmark = [
     pytest.mark.e2e,
@@ -31,14 +31,13 @@ pytestmark = [
 ]
 
 NOBODY = 65534
-MODULE = rig.REPO / "pam" / "pam_hookrunner.so"
+MODULE = NATIVE_MODULE
 SETPRIV_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
 
 
 @pytest.fixture(scope="module")
 def native() -> Path:
-    subprocess.run(["make", "-s", "-C", str(rig.REPO / "pam")], check=True, capture_output=True)
-    return MODULE
+    return build_native_module()
 
 
 @pytest.fixture

@@ -10,19 +10,17 @@ message as it gets it, so its stdout and stderr are what a terminal would be sen
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
-from harness import Tree, missing, rig
+from harness import DEBIAN_PLUGGY, NATIVE_MODULE, Tree, build_native_module, missing, rig
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hookrunner.terminal import showable
 
 PYTHON = Path("/usr/bin/python3")
-MODULE = rig.REPO / "pam" / "pam_hookrunner.so"
-DEBIAN_PLUGGY = Path("/usr/lib/python3/dist-packages/pluggy/__init__.py")
+MODULE = NATIVE_MODULE
 
 pytestmark = [
     pytest.mark.e2e,
@@ -43,7 +41,7 @@ DENY = ("import hookrunner\n\n\n@hookrunner.hookimpl\ndef onauth(ctx):\n"
 
 @pytest.fixture(scope="module", autouse=True)
 def built() -> None:
-    subprocess.run(["make", "-s", "-C", str(MODULE.parent)], check=True, capture_output=True)
+    build_native_module()
 
 
 def hostile_hook(tree: Tree, phase: str) -> None:
